@@ -1,0 +1,165 @@
+"""The TensorFlow backend: ``tf.GradientTape`` for gradients, ``apply_gradients`` to apply them.
+
+Methods appear in the same order as in crossloop_torch/backend.py, so the two
+files read side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from crossloop import losses, nn, optim
+from crossloop.backend import BackendError
+
+from . import model as model_lib
+from . import optimizers
+from .metrics import Metrics
+
+
+class TensorFlowBackend:
+    """crossloop's loop phases in TensorFlow.
+
+    ``compile=True`` (default) runs the fused ``train_step``/``eval_step`` as
+    one ``tf.function`` each; ``jit_compile=True`` also compiles them with XLA.
+    """
+
+    name = "tensorflow"
+
+    def __init__(self, device: str = "auto", compile: bool = True, jit_compile: bool = False):
+        if keras.backend.backend() != "tensorflow":
+            raise BackendError(f"Keras is running on {keras.backend.backend()!r} (KERAS_BACKEND); "
+                               "the tensorflow backend needs KERAS_BACKEND=tensorflow")
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        if device == "gpu" and not has_gpu:
+            raise BackendError("device='gpu' was asked for, but TensorFlow sees no GPU "
+                               "(tf.config.list_physical_devices('GPU') is empty); "
+                               "use device='cpu' or 'auto'")
+        self.device = "gpu" if has_gpu and device != "cpu" else "cpu"
+        self._device = "/GPU:0" if self.device == "gpu" else "/CPU:0"
+        self.compile = compile
+        self.jit_compile = jit_compile
+
+    def __repr__(self) -> str:
+        return f"TensorFlowBackend(device={self.device!r}, tensorflow={tf.__version__})"
+
+    # -- set-up ---------------------------------------------------------------
+    def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
+                    dtype: str = "float32") -> keras.Model:
+        with tf.device(self._device):
+            model = model_lib.build(spec, dtype)
+        return self.set_params(model, params)
+
+    def get_params(self, model: keras.Model) -> dict[str, np.ndarray]:
+        return {name: model_lib.to_canonical(name, model, self.to_numpy(variable))
+                for name, variable in model_lib.param_table(model)}
+
+    def set_params(self, model: keras.Model, params: Mapping[str, np.ndarray]) -> keras.Model:
+        table = model_lib.param_table(model)
+        expected = {name: model_lib.to_canonical(name, model, np.empty(v.shape)).shape
+                    for name, v in table}
+        nn.check_params(expected, dict(params))
+        for name, variable in table:
+            value = model_lib.to_native(name, model, np.asarray(params[name]))
+            variable.assign(np.ascontiguousarray(value))
+        return model
+
+    def build_optimizer(self, spec: optim.Optimizer, model: keras.Model) -> keras.optimizers.Optimizer:
+        with tf.device(self._device):
+            return optimizers.build(spec, model.trainable_variables)
+
+    def set_learning_rate(self, optimizer: keras.optimizers.Optimizer, lr: float) -> keras.optimizers.Optimizer:
+        optimizers.set_learning_rate(optimizer, lr)
+        return optimizer
+
+    def to_device(self, array: np.ndarray) -> tf.Tensor:
+        if array.ndim == 4:  # canonical NCHW -> NHWC; a free view when C == 1
+            array = array.transpose(0, 2, 3, 1)
+        with tf.device(self._device):
+            return tf.convert_to_tensor(array)
+
+    def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
+        return np.array(tensor)
+
+    def seed(self, seed: int) -> None:
+        tf.random.set_seed(seed)
+
+    # -- the phases -----------------------------------------------------------
+    def forward(self, model: keras.Model, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return model(x, training=training)
+
+    def loss(self, spec: losses.Loss, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        if isinstance(spec, losses.CrossEntropy):
+            return tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        if isinstance(spec, losses.MSE):
+            return tf.reduce_mean(tf.square(logits - y))
+        raise TypeError(f"the tensorflow backend has no loss {spec!r}")
+
+    def gradients(self, model: keras.Model, loss: losses.Loss, x: tf.Tensor,
+                  y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        with tf.GradientTape() as tape:
+            logits = self.forward(model, x, training=True)
+            value = self.loss(loss, logits, y)
+        return value, logits, tape.gradient(value, model.trainable_variables)
+
+    def canonical_gradients(self, model: keras.Model, grads: list[tf.Tensor]) -> dict[str, np.ndarray]:
+        names = {id(v): name for name, v in model_lib.param_table(model)}
+        return {names[id(v)]: model_lib.to_canonical(names[id(v)], model, self.to_numpy(g))
+                for v, g in zip(model.trainable_variables, grads)}
+
+    def apply_gradients(self, optimizer: keras.optimizers.Optimizer, model: keras.Model,
+                        grads: list[tf.Tensor]) -> tuple[keras.optimizers.Optimizer, keras.Model]:
+        grads = optimizers.clip_by_global_norm(grads, optimizer.clip_norm)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return optimizer, model
+
+    # -- metrics --------------------------------------------------------------
+    def metrics(self) -> Metrics:
+        return Metrics(self._device)
+
+    def update_metrics(self, metrics: Metrics, loss: tf.Tensor, logits: tf.Tensor,
+                       y: tf.Tensor) -> Metrics:
+        metrics.update(loss, logits, y)
+        return metrics
+
+    def metric_results(self, metrics: Metrics) -> dict[str, float]:
+        return metrics.results()
+
+    def reset_metrics(self, metrics: Metrics) -> Metrics:
+        metrics.reset()
+        return metrics
+
+    # -- fused steps ----------------------------------------------------------
+    def train_step(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                   loss: losses.Loss, metrics: Metrics, x: tf.Tensor,
+                   y: tf.Tensor) -> tuple[keras.Model, keras.optimizers.Optimizer, Metrics]:
+        def step(x, y):
+            value, logits, grads = self.gradients(model, loss, x, y)
+            self.apply_gradients(optimizer, model, grads)
+            self.update_metrics(metrics, value, logits, y)
+
+        self._run(metrics, ("train", id(model), id(optimizer), loss), step, x, y)
+        return model, optimizer, metrics
+
+    def eval_step(self, model: keras.Model, loss: losses.Loss, metrics: Metrics,
+                  x: tf.Tensor, y: tf.Tensor) -> Metrics:
+        def step(x, y):
+            logits = self.forward(model, x, training=False)
+            self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
+
+        self._run(metrics, ("eval", id(model), loss), step, x, y)
+        return metrics
+
+    def _run(self, metrics: Metrics, key: tuple, step, x: tf.Tensor, y: tf.Tensor) -> None:
+        """Run ``step`` as a ``tf.function`` traced once per (model, optimizer, loss)
+        and cached on the accumulators it updates."""
+        if key not in metrics.compiled:
+            metrics.compiled[key] = (tf.function(step, jit_compile=self.jit_compile,
+                                                 reduce_retracing=True)
+                                     if self.compile else step)
+        with tf.device(self._device):
+            metrics.compiled[key](x, y)

@@ -1,0 +1,34 @@
+"""Running loss and accuracy sums kept in TensorFlow variables (see crossloop.metrics)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from crossloop import metrics
+
+
+class Metrics:
+    """Device-side accumulators: nothing here waits on the host until ``results``."""
+
+    def __init__(self, device: str):
+        with tf.device(device):
+            self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+            self.correct = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.count = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.compiled: dict = {}  # compiled steps that update these accumulators
+
+    def update(self, loss: tf.Tensor, logits: tf.Tensor, y: tf.Tensor) -> None:
+        n = tf.shape(y, out_type=tf.int64)[0]
+        self.loss_sum.assign_add(tf.cast(loss, tf.float64) * tf.cast(n, tf.float64))
+        if y.shape.rank == 1:
+            hits = tf.equal(tf.argmax(logits, axis=1, output_type=y.dtype), y)
+            self.correct.assign_add(tf.reduce_sum(tf.cast(hits, tf.int64)))
+        self.count.assign_add(n)
+
+    def results(self) -> dict[str, float]:
+        return metrics.results(float(self.loss_sum.numpy()), float(self.correct.numpy()),
+                               int(self.count.numpy()))
+
+    def reset(self) -> None:
+        for variable in (self.loss_sum, self.correct, self.count):
+            variable.assign(tf.zeros_like(variable))

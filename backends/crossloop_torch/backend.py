@@ -1,0 +1,155 @@
+"""The PyTorch backend: autograd for gradients, ``optimizer.step()`` to apply them.
+
+Methods appear in the same order as in crossloop_tensorflow/backend.py, so the
+two files read side by side.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from crossloop import losses, nn, optim
+from crossloop.backend import BackendError
+
+from . import model as model_lib
+from . import optimizers
+from .metrics import Metrics
+
+
+class TorchBackend:
+    """crossloop's loop phases in PyTorch.
+
+    ``compile=True`` runs the model through ``torch.compile`` in the fused
+    ``train_step``/``eval_step``.
+    """
+
+    name = "torch"
+
+    def __init__(self, device: str = "auto", compile: bool = False):
+        has_gpu = torch.cuda.is_available()
+        if device == "gpu" and not has_gpu:
+            raise BackendError("device='gpu' was asked for, but torch sees no GPU "
+                               "(torch.cuda.is_available() is False); use device='cpu' or 'auto'")
+        self.device = "gpu" if has_gpu and device != "cpu" else "cpu"
+        self._device = torch.device("cuda" if self.device == "gpu" else "cpu")
+        self.compile = compile
+        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={self.device!r}, torch={torch.__version__})"
+
+    # -- set-up ---------------------------------------------------------------
+    def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
+                    dtype: str = "float32") -> torch.nn.Module:
+        model = model_lib.build(spec, dtype).to(self._device)
+        return self.set_params(model, params)
+
+    def get_params(self, model: torch.nn.Module) -> dict[str, np.ndarray]:
+        return {name: model_lib.to_canonical(name, model, self.to_numpy(tensor))
+                for name, tensor in model_lib.param_table(model)}
+
+    def set_params(self, model: torch.nn.Module, params: Mapping[str, np.ndarray]) -> torch.nn.Module:
+        table = model_lib.param_table(model)
+        nn.check_params({name: tuple(t.shape) for name, t in table}, dict(params))
+        with torch.no_grad():
+            for name, tensor in table:
+                value = model_lib.to_native(name, model, np.asarray(params[name]))
+                tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+        return model
+
+    def build_optimizer(self, spec: optim.Optimizer, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return optimizers.build(spec, list(model.parameters()))
+
+    def set_learning_rate(self, optimizer: torch.optim.Optimizer, lr: float) -> torch.optim.Optimizer:
+        optimizers.set_learning_rate(optimizer, lr)
+        return optimizer
+
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)  # shares memory: no copy on CPU
+        return tensor.to(self._device, non_blocking=True) if self.device == "gpu" else tensor
+
+    def to_numpy(self, tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy().copy()
+
+    def seed(self, seed: int) -> None:
+        torch.manual_seed(seed)
+
+    # -- the phases -----------------------------------------------------------
+    def forward(self, model: torch.nn.Module, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        model.train(training)
+        with torch.set_grad_enabled(training):
+            return model(x)
+
+    def loss(self, spec: losses.Loss, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(spec, losses.CrossEntropy):
+            return F.cross_entropy(logits, y)
+        if isinstance(spec, losses.MSE):
+            return F.mse_loss(logits, y)
+        raise TypeError(f"the torch backend has no loss {spec!r}")
+
+    def gradients(self, model: torch.nn.Module, loss: losses.Loss, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        logits = self.forward(self._runnable(model), x, training=True)
+        value = self.loss(loss, logits, y)
+        value.backward()
+        return value, logits, [p.grad for p in model.parameters()]
+
+    def canonical_gradients(self, model: torch.nn.Module, grads: list[torch.Tensor]) -> dict[str, np.ndarray]:
+        names = [name for name, _ in model.named_parameters()]
+        return {name: model_lib.to_canonical(name, model, self.to_numpy(g))
+                for name, g in zip(names, grads)}
+
+    def apply_gradients(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                        grads: list[torch.Tensor]) -> tuple[torch.optim.Optimizer, torch.nn.Module]:
+        params = list(model.parameters())
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizers.clip_by_global_norm(params, optimizer.clip_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return optimizer, model
+
+    # -- metrics --------------------------------------------------------------
+    def metrics(self) -> Metrics:
+        return Metrics(self._device)
+
+    def update_metrics(self, metrics: Metrics, loss: torch.Tensor, logits: torch.Tensor,
+                       y: torch.Tensor) -> Metrics:
+        metrics.update(loss, logits, y)
+        return metrics
+
+    def metric_results(self, metrics: Metrics) -> dict[str, float]:
+        return metrics.results()
+
+    def reset_metrics(self, metrics: Metrics) -> Metrics:
+        metrics.reset()
+        return metrics
+
+    # -- fused steps ----------------------------------------------------------
+    def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   loss: losses.Loss, metrics: Metrics, x: torch.Tensor,
+                   y: torch.Tensor) -> tuple[torch.nn.Module, torch.optim.Optimizer, Metrics]:
+        value, logits, grads = self.gradients(model, loss, x, y)
+        optimizer, model = self.apply_gradients(optimizer, model, grads)
+        return model, optimizer, self.update_metrics(metrics, value, logits, y)
+
+    def eval_step(self, model: torch.nn.Module, loss: losses.Loss, metrics: Metrics,
+                  x: torch.Tensor, y: torch.Tensor) -> Metrics:
+        model.eval()
+        with torch.inference_mode():
+            logits = self._runnable(model)(x)
+            return self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
+
+    def _runnable(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model, or its ``torch.compile``d twin when compiling."""
+        if not self.compile:
+            return model
+        if model not in self._compiled:
+            self._compiled[model] = torch.compile(model)
+        return self._compiled[model]

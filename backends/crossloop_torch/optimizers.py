@@ -1,0 +1,43 @@
+"""crossloop optimizer specs as ``torch.optim`` optimizers.
+
+crossloop's formulas are torch's, so this maps each spec onto the stock class.
+The learning rate is written before every step from crossloop's schedule, and
+clipping by global norm runs before ``step()`` (``clip_grad_norm_`` is exactly
+crossloop's rule).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from crossloop import optim
+
+
+def build(spec: optim.Optimizer, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The native optimizer for ``spec``, carrying ``clip_norm`` for the step."""
+    lr = spec.lr(0)
+    if isinstance(spec, optim.SGD):
+        native = torch.optim.SGD(params, lr=lr, momentum=spec.momentum,
+                                 nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+    elif isinstance(spec, optim.AdamW):
+        native = torch.optim.AdamW(params, lr=lr, betas=spec.betas, eps=spec.eps,
+                                   weight_decay=spec.weight_decay)
+    elif isinstance(spec, optim.Adam):
+        native = torch.optim.Adam(params, lr=lr, betas=spec.betas, eps=spec.eps,
+                                  weight_decay=spec.weight_decay)
+    else:
+        raise TypeError(f"the torch backend has no optimizer for {spec!r}")
+    native.clip_norm = spec.clip_norm
+    return native
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Write the scheduled learning rate into every parameter group."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def clip_by_global_norm(params: list[torch.Tensor], max_norm: float | None) -> None:
+    """Scale the parameters' ``.grad`` by min(1, max_norm / (global norm + 1e-6))."""
+    if max_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)

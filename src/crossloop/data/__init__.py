@@ -1,0 +1,28 @@
+"""Data for crossloop: IDX files, MNIST/Fashion-MNIST sources, and the shared seeded batches.
+
+NumPy and the standard library only; no framework is imported here.
+"""
+
+from .batches import Batches
+from .idx import IDXError, read_idx, write_idx
+from .sources import (
+    ChecksumError,
+    Dataset,
+    DatasetNotFoundError,
+    load_dataset,
+    load_fashion_mnist,
+    load_mnist,
+)
+
+__all__ = [
+    "Batches",
+    "ChecksumError",
+    "Dataset",
+    "DatasetNotFoundError",
+    "IDXError",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_mnist",
+    "read_idx",
+    "write_idx",
+]

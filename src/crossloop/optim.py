@@ -1,0 +1,158 @@
+"""Optimizer specs and learning-rate schedules: one formula each, on every backend.
+
+The formulas are those documented for ``torch.optim``; the TensorFlow backend
+implements them rather than Keras's defaults (see docs/framework-differences.md).
+A schedule is a pure function of the optimizer step, evaluated by crossloop
+before each step and written into the native optimizer, so both backends see
+the same learning rate at the same step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+# Global-norm clipping: coef = max_norm / (total_norm + CLIP_EPS), clamped to 1.
+CLIP_EPS = 1e-6
+
+
+# -- schedules ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Constant:
+    """lr(step) = lr."""
+    lr: float
+
+    def __call__(self, step: int) -> float:
+        return self.lr
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """Linear warmup from 0 to ``lr`` over ``warmup_steps``, then linear decay to
+    ``end_lr`` at ``total_steps`` (held there after)."""
+    lr: float
+    warmup_steps: int
+    total_steps: int
+    end_lr: float = 0.0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        frac = min(1.0, (step - self.warmup_steps) / span)
+        return self.lr + (self.end_lr - self.lr) * frac
+
+
+@dataclass(frozen=True)
+class Cosine:
+    """Optional linear warmup, then cosine decay from ``lr`` to ``min_lr`` at
+    ``total_steps`` (held there after)."""
+    lr: float
+    total_steps: int
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        frac = min(1.0, (step - self.warmup_steps) / span)
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * frac))
+
+
+@dataclass(frozen=True)
+class Step:
+    """lr * gamma ** (step // step_size), as torch's StepLR stepped per optimizer step."""
+    lr: float
+    step_size: int
+    gamma: float = 0.1
+
+    def __call__(self, step: int) -> float:
+        return self.lr * self.gamma ** (step // self.step_size)
+
+
+Schedule = Union[Constant, Warmup, Cosine, Step]
+SCHEDULES = {"constant": Constant, "warmup": Warmup, "cosine": Cosine, "step": Step}
+
+
+def as_schedule(lr: float | Schedule) -> Schedule:
+    """A float means a constant learning rate."""
+    if isinstance(lr, (int, float)):
+        if lr <= 0:
+            raise ValueError(f"learning rate must be > 0, got {lr}")
+        return Constant(float(lr))
+    if not callable(lr):
+        raise TypeError(f"lr must be a float or a crossloop.optim schedule, got {lr!r}")
+    return lr
+
+
+# -- optimizers -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SGD:
+    """torch.optim.SGD: g += wd*p; buf = mu*buf + g; d = g + mu*buf if nesterov else buf;
+    p -= lr*d. ``clip_norm`` clips the global gradient norm first."""
+    lr: float | Schedule = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("SGD(nesterov=True) needs momentum > 0")
+
+
+@dataclass(frozen=True)
+class Adam:
+    """torch.optim.Adam: L2 weight decay added to the gradient; eps added to
+    sqrt of the bias-corrected second moment."""
+    lr: float | Schedule = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@dataclass(frozen=True)
+class AdamW:
+    """torch.optim.AdamW: Adam with decoupled decay p -= lr*wd*p before the update."""
+    lr: float | Schedule = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    clip_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+Optimizer = Union[SGD, Adam, AdamW]
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+
+
+def _check(spec: Optimizer) -> None:
+    object.__setattr__(spec, "lr", as_schedule(spec.lr))
+    if spec.weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {spec.weight_decay}")
+    if spec.clip_norm is not None and spec.clip_norm <= 0:
+        raise ValueError(f"clip_norm must be > 0 or None, got {spec.clip_norm}")
+    if hasattr(spec, "betas"):
+        object.__setattr__(spec, "betas", tuple(spec.betas))
+        if not all(0 <= b < 1 for b in spec.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {spec.betas}")
+
+
+def optimizer(name: str, lr: float | Schedule, **kwargs) -> Optimizer:
+    """An optimizer spec by name (sgd, adam, adamw)."""
+    try:
+        cls = OPTIMIZERS[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}") from None
+    return cls(lr=lr, **kwargs)
