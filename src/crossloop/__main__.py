@@ -1,0 +1,7 @@
+"""``python -m crossloop``: the same as the ``crossloop`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
