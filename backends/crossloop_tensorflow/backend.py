@@ -82,7 +82,7 @@ class TensorFlowBackend:
             return tf.convert_to_tensor(array)
 
     def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
-        return np.array(tensor)
+        return np.array(tensor.numpy())  # a copy the caller owns
 
     def seed(self, seed: int) -> None:
         tf.random.set_seed(seed)

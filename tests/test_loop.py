@@ -1,0 +1,84 @@
+"""The Trainer: events, history, evaluation, resumable position, and a real MNIST run."""
+
+import numpy as np
+import pytest
+
+import crossloop
+from crossloop import nn, optim
+from crossloop.data import Batches
+
+
+def tiny_data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+    images[np.arange(n), labels, :] = 255   # a learnable signal: the row is the label
+    return images, labels
+
+
+class Recorder(crossloop.Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_fit_start(self, trainer): self.events.append("fit_start")
+    def on_epoch_start(self, trainer): self.events.append("epoch_start")
+    def on_batch_end(self, trainer): self.events.append("batch")
+    def on_epoch_end(self, trainer, logs): self.events.append(("epoch_end", logs["epoch"]))
+    def on_fit_end(self, trainer): self.events.append("fit_end")
+
+
+def test_fit_fires_events_and_returns_history(backend):
+    images, labels = tiny_data()
+    train = Batches(images, labels, 16, seed=0)
+    test = Batches(images, labels, 32, shuffle=False)
+    rec = Recorder()
+    trainer = crossloop.Trainer(nn.mlp(), optim.Adam(1e-2), backend=backend, callbacks=[rec])
+    history = trainer.fit(train, test, epochs=2)
+    assert rec.events == ["fit_start", "epoch_start", *["batch"] * 4, ("epoch_end", 1),
+                          "epoch_start", *["batch"] * 4, ("epoch_end", 2), "fit_end"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert set(history[0]) >= {"loss", "accuracy", "test_loss", "test_accuracy", "seconds", "lr"}
+    assert history[1]["loss"] < history[0]["loss"]
+    assert trainer.step == 8 and trainer.epoch == 2
+
+
+def test_schedule_is_written_before_each_step(backend):
+    images, labels = tiny_data(32)
+    seen = []
+
+    class LR(crossloop.Callback):
+        def on_batch_end(self, trainer):
+            seen.append(trainer.lr)
+
+    sched = optim.Step(0.1, step_size=2, gamma=0.5)
+    trainer = crossloop.Trainer(nn.mlp(), optim.SGD(sched), backend=backend, callbacks=[LR()])
+    trainer.fit(Batches(images, labels, 8), epochs=1)
+    assert seen == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_stop_training_ends_fit(backend):
+    images, labels = tiny_data(32)
+
+    class StopAfterTwo(crossloop.Callback):
+        def on_batch_end(self, trainer):
+            trainer.stop_training = trainer.step >= 2
+
+    trainer = crossloop.Trainer(nn.mlp(), optim.SGD(0.1), backend=backend, callbacks=[StopAfterTwo()])
+    trainer.fit(Batches(images, labels, 8), epochs=3)
+    assert (trainer.step, trainer.epoch, trainer.batch) == (2, 0, 2)
+
+
+def test_fit_function_runs_on_named_backend(backend):
+    images, labels = tiny_data(32)
+    history = crossloop.fit(nn.mlp(), optim.SGD(0.1), Batches(images, labels, 8), epochs=1,
+                            backend=backend.name, device="cpu")
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+
+
+def test_short_real_mnist_run(backend, mnist):
+    """A few hundred steps on real MNIST: the backend really learns."""
+    train = Batches(mnist.train_images[:6400], mnist.train_labels[:6400], 64, seed=0)
+    test = Batches.from_dataset(mnist, "test", 1000)
+    trainer = crossloop.Trainer(nn.lenet5(), optim.Adam(2e-3), backend=backend)
+    history = trainer.fit(train, test, epochs=1)
+    assert history[-1]["test_accuracy"] > 0.9, history

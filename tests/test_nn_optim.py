@@ -1,0 +1,84 @@
+"""Neutral specs: shape checking, NumPy initialisation, schedules and optimizer validation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from crossloop import losses, nn, optim
+
+
+@pytest.mark.parametrize("name", sorted(nn.PRESETS))
+def test_presets_end_in_ten_classes(name):
+    spec = nn.preset(name)
+    assert spec.shapes()[-1] == (10,)
+    assert spec.num_classes == 10
+
+
+def test_shape_mismatch_names_layer_and_fix():
+    with pytest.raises(ValueError, match=r"layer 2 \(Linear\) expects \(100,\).*in_features=784"):
+        nn.Sequential((nn.Flatten(), nn.ReLU(), nn.Linear(100, 10)))
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ValueError, match="lenet5"):
+        nn.preset("resnet")
+
+
+def test_lenet_param_shapes_are_canonical():
+    shapes = nn.lenet5().param_shapes()
+    assert shapes["0.weight"] == (6, 1, 5, 5)       # OIHW
+    assert shapes["7.weight"] == (120, 400)          # (out, in)
+    assert nn.lenet5().flatten_sources() == {7: (16, 5, 5)}
+
+
+def test_init_is_seeded_and_uses_torch_bounds():
+    spec = nn.lenet5()
+    a, b = nn.init_params(spec, 3), nn.init_params(spec, 3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["0.weight"], nn.init_params(spec, 4)["0.weight"])
+    bound = 1 / math.sqrt(400)
+    w = a["7.weight"]
+    assert w.dtype == np.float32 and np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound
+
+
+def test_glorot_init_has_zero_bias():
+    params = nn.init_params(nn.mlp(), 0, init="glorot")
+    assert not params["1.bias"].any()
+    assert np.abs(params["1.weight"]).max() <= math.sqrt(6 / (784 + 128))
+
+
+def test_check_params_names_first_mismatch():
+    spec = nn.mlp()
+    params = nn.init_params(spec, 0)
+    params["3.weight"] = params["3.weight"].T
+    with pytest.raises(ValueError, match=r"'3.weight' has shape \(128, 10\), the model expects \(10, 128\)"):
+        nn.check_params(spec.param_shapes(), params)
+
+
+def test_schedules_are_functions_of_step():
+    assert optim.Constant(0.1)(1000) == 0.1
+    w = optim.Warmup(1.0, warmup_steps=4, total_steps=14)
+    assert [w(s) for s in (0, 3, 4, 9, 14, 20)] == [0.25, 1.0, 1.0, 0.5, 0.0, 0.0]
+    c = optim.Cosine(1.0, total_steps=10)
+    assert c(0) == 1.0 and c(5) == pytest.approx(0.5) and c(10) == pytest.approx(0.0)
+    assert optim.Cosine(1.0, 10, warmup_steps=2)(0) == 0.5
+    assert optim.Step(1.0, step_size=3, gamma=0.5)(7) == 0.25
+
+
+def test_optimizer_specs_validate():
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(0.1, nesterov=True)
+    with pytest.raises(ValueError, match="clip_norm"):
+        optim.Adam(clip_norm=0)
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.SGD(-1.0)
+    with pytest.raises(ValueError, match="sgd, adam, adamw"):
+        optim.optimizer("rmsprop", 0.1)
+    assert isinstance(optim.Adam(1e-3).lr, optim.Constant)
+
+
+def test_loss_lookup():
+    assert losses.get("mse") == losses.MSE()
+    with pytest.raises(ValueError, match="cross_entropy"):
+        losses.get("hinge")
