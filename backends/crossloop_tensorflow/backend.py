@@ -75,6 +75,19 @@ class TensorFlowBackend:
         optimizers.set_learning_rate(optimizer, lr)
         return optimizer
 
+    def get_optimizer_state(self, optimizer: keras.optimizers.Optimizer, model: keras.Model) -> dict[str, np.ndarray]:
+        state = optimizers.get_state(optimizer, model_lib.param_table(model))
+        return {key: model_lib.to_canonical(key.rsplit(".", 1)[0], model, self.to_numpy(value))
+                for key, value in state.items()}
+
+    def set_optimizer_state(self, optimizer: keras.optimizers.Optimizer, model: keras.Model,
+                            state: Mapping[str, np.ndarray], step: int) -> keras.optimizers.Optimizer:
+        native = {key: np.ascontiguousarray(
+                      model_lib.to_native(key.rsplit(".", 1)[0], model, np.asarray(value)))
+                  for key, value in state.items()}
+        optimizers.set_state(optimizer, model_lib.param_table(model), native, step)
+        return optimizer
+
     def to_device(self, array: np.ndarray) -> tf.Tensor:
         if array.ndim == 4:  # canonical NCHW -> NHWC; a free view when C == 1
             array = array.transpose(0, 2, 3, 1)
@@ -133,6 +146,13 @@ class TensorFlowBackend:
         metrics.reset()
         return metrics
 
+    def metric_sums(self, metrics: Metrics) -> dict[str, float]:
+        return metrics.sums()
+
+    def set_metric_sums(self, metrics: Metrics, sums: Mapping[str, float]) -> Metrics:
+        metrics.load_sums(dict(sums))
+        return metrics
+
     # -- fused steps ----------------------------------------------------------
     def train_step(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
                    loss: losses.Loss, metrics: Metrics, x: tf.Tensor,
@@ -158,8 +178,10 @@ class TensorFlowBackend:
         """Run ``step`` as a ``tf.function`` traced once per (model, optimizer, loss)
         and cached on the accumulators it updates."""
         if key not in metrics.compiled:
+            # autograph=False: the step has no tensor-dependent Python control flow to
+            # convert, and converting a closure only slows tracing (and warns).
             metrics.compiled[key] = (tf.function(step, jit_compile=self.jit_compile,
-                                                 reduce_retracing=True)
+                                                 reduce_retracing=True, autograph=False)
                                      if self.compile else step)
         with tf.device(self._device):
             metrics.compiled[key](x, y)

@@ -32,3 +32,13 @@ class Metrics:
     def reset(self) -> None:
         for variable in (self.loss_sum, self.correct, self.count):
             variable.assign(tf.zeros_like(variable))
+
+    def sums(self) -> dict[str, float]:
+        """The raw running sums, exactly (for checkpoints)."""
+        return {"loss_sum": float(self.loss_sum.numpy()), "correct": int(self.correct.numpy()),
+                "count": int(self.count.numpy())}
+
+    def load_sums(self, sums: dict[str, float]) -> None:
+        self.loss_sum.assign(sums["loss_sum"])
+        self.correct.assign(int(sums["correct"]))
+        self.count.assign(int(sums["count"]))

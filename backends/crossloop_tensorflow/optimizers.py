@@ -111,6 +111,27 @@ def set_learning_rate(optimizer: _CrossloopOptimizer, lr: float) -> None:
     optimizer.lr_variable.assign(lr)
 
 
+def get_state(optimizer: _CrossloopOptimizer,
+              table: list[tuple[str, tf.Variable]]) -> dict[str, tf.Variable]:
+    """Slot variables by ``"<param>.<slot>"``."""
+    return {f"{name}.{slot}": _slot(optimizer, slot, variable)
+            for name, variable in table for slot in optim.slots(optimizer.spec)}
+
+
+def set_state(optimizer: _CrossloopOptimizer, table: list[tuple[str, tf.Variable]],
+              state: dict[str, object], step: int) -> None:
+    """Load slot values and the step count, as ``apply_gradients`` would have left them."""
+    for name, variable in table:
+        for slot in optim.slots(optimizer.spec):
+            _slot(optimizer, slot, variable).assign(state[f"{name}.{slot}"])
+    optimizer.iterations.assign(step)
+
+
+def _slot(optimizer: _CrossloopOptimizer, slot: str, variable: tf.Variable) -> tf.Variable:
+    lists = {"momentum_buffer": "momentums", "exp_avg": "exp_avgs", "exp_avg_sq": "exp_avg_sqs"}
+    return getattr(optimizer, lists[slot])[optimizer._get_variable_index(variable)]
+
+
 def clip_by_global_norm(grads: list[tf.Tensor], max_norm: float | None) -> list[tf.Tensor]:
     """Scale ``grads`` by min(1, max_norm / (global norm + 1e-6)), torch's rule
     (``tf.clip_by_global_norm`` divides by max(norm, max_norm) instead)."""

@@ -39,6 +39,7 @@ class TorchBackend:
         self._device = torch.device("cuda" if self.device == "gpu" else "cpu")
         self.compile = compile
         self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._params: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device!r}, torch={torch.__version__})"
@@ -69,6 +70,19 @@ class TorchBackend:
         optimizers.set_learning_rate(optimizer, lr)
         return optimizer
 
+    def get_optimizer_state(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> dict[str, np.ndarray]:
+        state = optimizers.get_state(optimizer, model_lib.param_table(model))
+        return {key: model_lib.to_canonical(key.rsplit(".", 1)[0], model, self.to_numpy(value))
+                for key, value in state.items()}
+
+    def set_optimizer_state(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
+                            state: Mapping[str, np.ndarray], step: int) -> torch.optim.Optimizer:
+        native = {key: torch.from_numpy(np.ascontiguousarray(
+                      model_lib.to_native(key.rsplit(".", 1)[0], model, np.asarray(value))))
+                  for key, value in state.items()}
+        optimizers.set_state(optimizer, model_lib.param_table(model), native, step)
+        return optimizer
+
     def to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)  # shares memory: no copy on CPU
         return tensor.to(self._device, non_blocking=True) if self.device == "gpu" else tensor
@@ -81,7 +95,8 @@ class TorchBackend:
 
     # -- the phases -----------------------------------------------------------
     def forward(self, model: torch.nn.Module, x: torch.Tensor, training: bool = False) -> torch.Tensor:
-        model.train(training)
+        if model.training != training:  # train() walks every module: only on a change
+            model.train(training)
         with torch.set_grad_enabled(training):
             return model(x)
 
@@ -94,11 +109,13 @@ class TorchBackend:
 
     def gradients(self, model: torch.nn.Module, loss: losses.Loss, x: torch.Tensor,
                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        model.zero_grad(set_to_none=True)
+        params = self._parameters(model)
+        for p in params:
+            p.grad = None
         logits = self.forward(self._runnable(model), x, training=True)
         value = self.loss(loss, logits, y)
         value.backward()
-        return value, logits, [p.grad for p in model.parameters()]
+        return value, logits, [p.grad for p in params]
 
     def canonical_gradients(self, model: torch.nn.Module, grads: list[torch.Tensor]) -> dict[str, np.ndarray]:
         names = [name for name, _ in model.named_parameters()]
@@ -107,9 +124,10 @@ class TorchBackend:
 
     def apply_gradients(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
                         grads: list[torch.Tensor]) -> tuple[torch.optim.Optimizer, torch.nn.Module]:
-        params = list(model.parameters())
+        params = self._parameters(model)
         for p, g in zip(params, grads):
-            p.grad = g
+            if p.grad is not g:  # after gradients() they are the same tensors already
+                p.grad = g
         optimizers.clip_by_global_norm(params, optimizer.clip_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -131,6 +149,13 @@ class TorchBackend:
         metrics.reset()
         return metrics
 
+    def metric_sums(self, metrics: Metrics) -> dict[str, float]:
+        return metrics.sums()
+
+    def set_metric_sums(self, metrics: Metrics, sums: Mapping[str, float]) -> Metrics:
+        metrics.load_sums(dict(sums))
+        return metrics
+
     # -- fused steps ----------------------------------------------------------
     def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    loss: losses.Loss, metrics: Metrics, x: torch.Tensor,
@@ -145,6 +170,14 @@ class TorchBackend:
         with torch.inference_mode():
             logits = self._runnable(model)(x)
             return self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
+
+    def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:
+        """``model.parameters()``, listed once per model: walking the module tree
+        on every step costs more than a small model's optimizer update."""
+        params = self._params.get(model)
+        if params is None:
+            params = self._params[model] = tuple(model.parameters())
+        return params
 
     def _runnable(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model, or its ``torch.compile``d twin when compiling."""

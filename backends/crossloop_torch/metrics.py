@@ -15,10 +15,10 @@ class Metrics:
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.count = 0
 
-    @torch.no_grad()
     def update(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        # No autograd here: loss is detached and argmax has no gradient.
         n = y.shape[0]
-        self.loss_sum += loss.detach() * n
+        self.loss_sum.add_(loss.detach(), alpha=n)  # n * loss in float64, as the TF backend sums
         if y.ndim == 1:
             self.correct += (logits.argmax(1) == y).sum()
         self.count += n
@@ -30,3 +30,12 @@ class Metrics:
         self.loss_sum.zero_()
         self.correct.zero_()
         self.count = 0
+
+    def sums(self) -> dict[str, float]:
+        """The raw running sums, exactly (for checkpoints)."""
+        return {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(), "count": self.count}
+
+    def load_sums(self, sums: dict[str, float]) -> None:
+        self.loss_sum.fill_(sums["loss_sum"])
+        self.correct.fill_(int(sums["correct"]))
+        self.count = int(sums["count"])

@@ -27,6 +27,7 @@ def build(spec: optim.Optimizer, params: list[torch.Tensor]) -> torch.optim.Opti
                                   weight_decay=spec.weight_decay)
     else:
         raise TypeError(f"the torch backend has no optimizer for {spec!r}")
+    native.crossloop_spec = spec
     native.clip_norm = spec.clip_norm
     return native
 
@@ -35,6 +36,28 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Write the scheduled learning rate into every parameter group."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def get_state(optimizer: torch.optim.Optimizer,
+              table: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Slot tensors by ``"<param>.<slot>"`` (zeros for slots not yet created)."""
+    state = {}
+    for name, param in table:
+        held = optimizer.state.get(param, {})
+        for slot in optim.slots(optimizer.crossloop_spec):
+            state[f"{name}.{slot}"] = held.get(slot, torch.zeros_like(param))
+    return state
+
+
+def set_state(optimizer: torch.optim.Optimizer, table: list[tuple[str, torch.Tensor]],
+              state: dict[str, torch.Tensor], step: int) -> None:
+    """Load slot tensors and the step count, as ``optimizer.step()`` would have left them."""
+    slots = optim.slots(optimizer.crossloop_spec)
+    for name, param in table:
+        held = {slot: state[f"{name}.{slot}"].to(param) for slot in slots}
+        if "exp_avg" in slots:  # torch's Adam/AdamW keep a float step per parameter
+            held["step"] = torch.tensor(float(step))
+        optimizer.state[param] = held
 
 
 def clip_by_global_norm(params: list[torch.Tensor], max_norm: float | None) -> None:

@@ -3,7 +3,12 @@
 A :class:`Trainer` holds one run's state (backend, model, optimizer, step,
 epoch) and fires named events that callbacks hook into:
 
-    on_fit_start, on_epoch_start, on_batch_end, on_epoch_end(logs), on_fit_end
+    on_fit_start, on_epoch_start, on_batch_end, on_epoch_end(logs),
+    on_interrupt, on_fit_end
+
+SIGINT (Ctrl-C) and SIGTERM during ``fit`` finish the current step, fire
+``on_interrupt`` (where the checkpoint callback saves) and raise
+:class:`Interrupted`, so a run stopped at any point can resume exactly.
 
 The hot path is one ``backend.train_step`` per batch; metrics stay on the
 device and are read once per epoch.
@@ -11,7 +16,10 @@ device and are read once per epoch.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -21,7 +29,16 @@ from . import optim as optim_lib
 from .backend import Backend, get_backend
 from .callbacks import Callback
 
-EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_fit_end")
+EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_interrupt",
+          "on_fit_end")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT/SIGTERM after a whole step; callbacks have saved."""
+
+    def __init__(self, signal_name: str, step: int):
+        super().__init__(f"{signal_name} at step {step}")
+        self.signal_name, self.step = signal_name, step
 
 
 class Trainer:
@@ -58,6 +75,8 @@ class Trainer:
         self.lr = optimizer.lr(0)
         self.history: list[dict[str, float]] = []
         self.stop_training = False
+        self.interrupted: str | None = None   # the signal that stopped fit, if any
+        self.error: Exception | None = None   # why a callback stopped training, if it failed
 
     # -- training -------------------------------------------------------------
     def fit(self, train, test=None, *, epochs: int = 1) -> list[dict[str, float]]:
@@ -65,30 +84,41 @@ class Trainer:
         evaluate on ``test`` after each. Returns the per-epoch history."""
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self.stop_training = False
+        self.stop_training, self.interrupted, self.error = False, None, None
         self._emit("on_fit_start")
-        while self.epoch < epochs and not self.stop_training:
-            logs = self.train_epoch(train)
-            if test is not None:
-                logs.update({f"test_{k}": v for k, v in self.evaluate(test).items()})
-            self.history.append(logs)
-            self._emit("on_epoch_end", logs)
+        with self._stop_on_signals():
+            while self.epoch < epochs and not self.stop_training:
+                logs = self.train_epoch(train)
+                if logs is None:  # stopped mid-epoch
+                    break
+                if test is not None:
+                    logs.update({f"test_{k}": v for k, v in self.evaluate(test).items()})
+                self.history.append(logs)
+                self._emit("on_epoch_end", logs)
+        if self.interrupted:
+            self._emit("on_interrupt")
+            raise Interrupted(self.interrupted, self.step)
         self._emit("on_fit_end")
+        if self.error is not None:
+            raise self.error
         return self.history
 
-    def train_epoch(self, train) -> dict[str, float]:
-        """One pass over ``train`` (from the current batch when resuming)."""
+    def train_epoch(self, train) -> dict[str, float] | None:
+        """One pass over ``train`` (from the current batch when resuming). Returns
+        the epoch's logs, or None if training stopped before the epoch ended (the
+        running metrics are then kept, so a resumed epoch reports exactly)."""
         self._emit("on_epoch_start")
         started = time.perf_counter()
         for x, y in train.epoch(self.epoch, start=self.batch):
             self.train_batch(x, y)
             if self.stop_training:
                 break
+        if self.batch < len(train):
+            return None
         seconds = time.perf_counter() - started
         results = self.backend.metric_results(self.train_metrics)
         self.backend.reset_metrics(self.train_metrics)
-        if not self.stop_training:
-            self.epoch, self.batch = self.epoch + 1, 0
+        self.epoch, self.batch = self.epoch + 1, 0
         return {"epoch": self.epoch, "loss": results["loss"], "accuracy": results["accuracy"],
                 "lr": self.lr, "seconds": seconds,
                 "samples_per_second": results["count"] / seconds if seconds else float("nan")}
@@ -120,6 +150,24 @@ class Trainer:
     def params(self) -> dict[str, np.ndarray]:
         """The current parameters in canonical layout."""
         return self.backend.get_params(self.model)
+
+    @contextmanager
+    def _stop_on_signals(self):
+        """Turn SIGINT/SIGTERM into a stop after the current step (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum, frame):
+            self.interrupted = signal.Signals(signum).name
+            self.stop_training = True
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:

@@ -149,6 +149,13 @@ def _check(spec: Optimizer) -> None:
             raise ValueError(f"betas must lie in [0, 1), got {spec.betas}")
 
 
+def slots(spec: Optimizer) -> tuple[str, ...]:
+    """Per-parameter state an optimizer keeps, by torch's names (used in checkpoints)."""
+    if isinstance(spec, SGD):
+        return ("momentum_buffer",) if spec.momentum else ()
+    return ("exp_avg", "exp_avg_sq")
+
+
 def optimizer(name: str, lr: float | Schedule, **kwargs) -> Optimizer:
     """An optimizer spec by name (sgd, adam, adamw)."""
     try:

@@ -1,0 +1,216 @@
+"""Checkpoints: atomic, pickle-free, exact resume on the same backend, resume on the other."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crossloop
+from crossloop import checkpoint, nn, optim
+from crossloop.checkpoint import CheckpointCallback, CheckpointError
+from crossloop.data import Batches
+
+OPT = optim.Adam(optim.Cosine(3e-3, 40, warmup_steps=5), clip_norm=1.0)
+
+
+def tiny_data(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+    images[np.arange(n), labels, :] = 255
+    return Batches(images, labels, 8, seed=1)
+
+
+def make(backend, **kw):
+    return crossloop.Trainer(nn.lenet5(), OPT, backend=backend, seed=2, **kw)
+
+
+def assert_params_equal(a, b, atol=0.0):
+    assert list(a) == list(b)
+    for key in a:
+        if atol:
+            np.testing.assert_allclose(a[key], b[key], rtol=0, atol=atol, err_msg=key)
+        else:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_resume_mid_epoch_is_bitwise_exact(backend, tmp_path):
+    data = tiny_data()
+    straight = make(backend)
+    straight.fit(data, epochs=3)
+
+    first = make(backend)
+    first.fit(data, epochs=1)
+    for x, y in list(data.epoch(1))[:4]:   # stop in the middle of epoch 2
+        first.train_batch(x, y)
+    path = checkpoint.save(tmp_path / "last.safetensors", first)
+
+    resumed = make(backend)
+    checkpoint.restore(resumed, path)
+    assert (resumed.step, resumed.epoch, resumed.batch) == (14, 1, 4)
+    history = resumed.fit(data, epochs=3)
+    assert_params_equal(resumed.params(), straight.params())
+    assert [h["loss"] for h in history] == [h["loss"] for h in straight.history]
+
+
+def test_resume_on_the_other_backend_matches_within_float32_tolerance(tmp_path):
+    if len(crossloop.available_backends()) < 2:
+        pytest.skip("needs two backends")
+    data = tiny_data()
+    straight = make("torch", device="cpu")
+    straight.fit(data, epochs=2)
+    first = make("torch", device="cpu")
+    first.fit(data, epochs=1)
+    path = checkpoint.save(tmp_path / "torch.safetensors", first)
+    moved = make("tensorflow", device="cpu")
+    checkpoint.restore(moved, path)
+    assert moved.backend.name == "tensorflow" and moved.step == 10
+    moved.fit(data, epochs=2)
+    assert_params_equal(moved.params(), straight.params(), atol=1e-5)
+    assert moved.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-4)
+
+
+def test_callback_writes_last_and_best(backend, tmp_path):
+    data = tiny_data()
+    cb = CheckpointCallback(tmp_path, monitor="loss", mode="min", every_steps=3)
+    trainer = make(backend, callbacks=[cb])
+    trainer.fit(data, data, epochs=2)
+    last, best = checkpoint.load(tmp_path / "last.safetensors"), checkpoint.load(tmp_path / "best.safetensors")
+    assert last.meta["step"] == 20 and last.meta["backend"] == backend.name
+    assert best.meta["epoch"] in (1, 2)
+    assert set(last.optimizer) == {f"{k}.{s}" for k in nn.lenet5().param_shapes()
+                                   for s in ("exp_avg", "exp_avg_sq")}
+    assert cb.state_dict()["best"] == min(h["loss"] for h in trainer.history)
+
+
+def test_wrong_model_names_first_mismatched_tensor(backend, tmp_path):
+    trainer = crossloop.Trainer(nn.mlp(hidden=128), OPT, backend=backend)
+    path = checkpoint.save(tmp_path / "mlp128.safetensors", trainer)
+    other = crossloop.Trainer(nn.mlp(hidden=64), OPT, backend=backend)
+    with pytest.raises(CheckpointError, match=r"'1.weight' has shape \(128, 784\), the model expects \(64, 784\)"):
+        checkpoint.restore(other, path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / "crossloop-pickle-ran"
+
+
+@pytest.mark.parametrize("kind", ["pickle", "pickle-named-safetensors"])
+def test_pickle_payload_is_refused_without_running(tmp_path, kind):
+    MARKER.unlink(missing_ok=True)
+    path = tmp_path / ("evil.pkl" if kind == "pickle" else "last.safetensors")
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="not a crossloop checkpoint.*never pickles"):
+        checkpoint.load(path)
+    assert not MARKER.exists()
+
+
+def test_failed_write_leaves_previous_checkpoint(backend, tmp_path, monkeypatch):
+    data = tiny_data()
+    trainer = make(backend)
+    trainer.fit(data, epochs=1)
+    path = checkpoint.save(tmp_path / "last.safetensors", trainer)
+    before = checkpoint.load(path).params
+    trainer.fit(data, epochs=2)
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        checkpoint.save(path, trainer)
+    monkeypatch.undo()
+    after = checkpoint.load(path)
+    assert after.meta["step"] == 10
+    assert_params_equal(after.params, before)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temp file left
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(backend, tmp_path):
+    data = tiny_data()
+    boom = optim.SGD(optim.Step(0.01, step_size=12, gamma=1e12))  # finite for 12 steps, then diverges
+    cb = CheckpointCallback(tmp_path, monitor="loss", mode="min", every_steps=1)
+    trainer = crossloop.Trainer(nn.mlp(), boom, backend=backend,
+                                callbacks=[crossloop.NonFiniteGuard(), cb])
+    with pytest.raises(crossloop.NonFiniteError, match=r"at step 1[3-9]"):
+        trainer.fit(data, epochs=5)
+    last = checkpoint.load(tmp_path / "last.safetensors")
+    assert 12 <= last.meta["step"] < trainer.step
+    assert all(np.isfinite(v).all() for v in last.params.values())
+
+
+def test_early_stopping(backend):
+    data = tiny_data()
+    stopper = crossloop.EarlyStopping(monitor="loss", patience=2, min_delta=1e9)  # never "improves"
+    trainer = crossloop.Trainer(nn.mlp(), optim.SGD(0.01), backend=backend, callbacks=[stopper])
+    history = trainer.fit(data, epochs=10)
+    assert len(history) == 3 and stopper.wait == 2
+
+
+CHILD = textwrap.dedent("""
+    import sys, time, numpy as np, crossloop
+    from crossloop import checkpoint, nn, optim
+    from crossloop.data import Batches
+    backend, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 160)
+    images = (rng.random((160, 28, 28)) * 60).astype(np.uint8)
+    images[np.arange(160), labels, :] = 255
+    data = Batches(images, labels, 8, seed=1)
+
+    class Slow(crossloop.Callback):
+        def on_batch_end(self, trainer):
+            print("step", trainer.step, flush=True)
+            if mode == "interrupt":
+                time.sleep(0.2)
+
+    cb = checkpoint.CheckpointCallback(out)
+    trainer = crossloop.Trainer(nn.lenet5(), optim.Adam(optim.Cosine(3e-3, 60)), backend=backend,
+                                device="cpu", seed=2, callbacks=[cb, Slow()])
+    if mode == "resume":
+        checkpoint.restore(trainer, cb.last)
+    try:
+        trainer.fit(data, epochs=3)
+    except crossloop.Interrupted as stop:
+        print("interrupted", stop.signal_name, trainer.step, flush=True)
+        sys.exit(143)
+    np.savez(out + "/final.npz", **trainer.params())
+""")
+
+
+def test_sigterm_mid_epoch_then_resume_is_bitwise_exact(backend, tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = lambda out, mode: subprocess.run([sys.executable, str(script), backend.name, str(out), mode],
+                                           capture_output=True, text=True, env=env, timeout=300)
+    straight = run(tmp_path / "a", "straight")
+    assert straight.returncode == 0, straight.stderr
+
+    child = subprocess.Popen([sys.executable, str(script), backend.name, str(tmp_path / "b"), "interrupt"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in child.stdout:
+        if line.startswith("step 25"):     # epoch 2 of 20 batches each: mid-epoch
+            child.send_signal(signal.SIGTERM)
+            break
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err
+    stopped_at = int(out.strip().splitlines()[-1].split()[-1])
+    assert 20 < stopped_at < 40, out
+    assert checkpoint.load(tmp_path / "b" / "last.safetensors").meta["step"] == stopped_at
+
+    resumed = run(tmp_path / "b", "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = np.load(tmp_path / "a" / "final.npz"), np.load(tmp_path / "b" / "final.npz")
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
