@@ -13,6 +13,7 @@ from .sources import (
     load_fashion_mnist,
     load_mnist,
 )
+from .tfds import load_tfds
 
 __all__ = [
     "Batches",
@@ -23,6 +24,7 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
+    "load_tfds",
     "read_idx",
     "write_idx",
 ]

@@ -1,0 +1,121 @@
+"""Training curves as PNG files, and the ``crossloop compare`` command.
+
+A run directory (written by ``crossloop train``) holds ``history.json``, one
+entry per epoch, and ``config.json``, the settings including the backend.
+:func:`plot_runs` draws loss and accuracy per epoch, train solid and test
+dashed, for one or more runs on one figure; ``crossloop compare RUN_A RUN_B``
+puts two runs (say torch and tensorflow) side by side.
+
+matplotlib (the ``plot`` extra) is imported only when a plot is drawn, and
+through its object API with the Agg canvas: no pyplot, no global backend switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .callbacks import Callback
+
+HISTORY, CONFIG = "history.json", "config.json"
+PANELS = (("loss", "loss"), ("accuracy", "accuracy"))
+MARKERS = "osD^v<>p*h"
+
+
+class RunNotFoundError(FileNotFoundError):
+    """A folder given as a run does not hold a run's history.json."""
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> tuple[str, list[dict[str, float]]]:
+    """A run's label (folder name and backend) and its per-epoch history."""
+    folder = Path(run_dir)
+    try:
+        history = json.loads((folder / HISTORY).read_text())
+    except FileNotFoundError:
+        raise RunNotFoundError(f"{folder} is not a crossloop run: it has no {HISTORY} "
+                               f"(give the out_dir of a 'crossloop train' run)") from None
+    try:
+        backend = json.loads((folder / CONFIG).read_text()).get("backend")
+    except FileNotFoundError:
+        backend = None
+    name = folder.resolve().name
+    return (f"{name} ({backend})" if backend and backend not in name else name), history
+
+
+def plot_runs(runs: Sequence[tuple[str, list[dict[str, float]]]], path: str | os.PathLike[str],
+              *, title: str | None = None) -> Any:
+    """Draw each ``(label, history)`` run's loss and accuracy per epoch into a PNG at ``path``.
+
+    Train curves are solid, test curves dashed with hollow markers; each run has its own colour
+    and marker, so runs that agree (two backends) still show as two. Returns the
+    matplotlib Figure.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(PANELS))
+    for (key, name), ax in zip(PANELS, axes):
+        for i, (label, history) in enumerate(runs):
+            style = {"color": f"C{i}", "marker": MARKERS[i % len(MARKERS)], "markersize": 5}
+            epochs = [h["epoch"] for h in history]
+            for split, prefix, line, face in (("train", "", "-", f"C{i}"),
+                                              ("test", "test_", "--", "white")):
+                values = [h.get(prefix + key, float("nan")) for h in history]
+                ax.plot(epochs, values, linestyle=line, markerfacecolor=face,
+                        label=f"{label} {split}", **style)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+class PlotCurves(Callback):
+    """At the end of a run (or when it is interrupted), plot its history into a PNG at ``path``."""
+
+    def __init__(self, path: str | os.PathLike[str], *, label: str | None = None,
+                 title: str | None = None):
+        self.path, self.label, self.title = Path(path), label, title
+
+    def on_fit_end(self, trainer: Any) -> None:
+        if trainer.history:
+            plot_runs([(self.label or trainer.backend.name, trainer.history)], self.path,
+                      title=self.title)
+
+    on_interrupt = on_fit_end  # stopped by a signal: the epochs done so far
+
+
+# -- the `crossloop compare` command ------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``crossloop compare``."""
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="two or more run folders (the out_dir of 'crossloop train')")
+    parser.add_argument("--out", default="compare.png", help="the PNG to write")
+    parser.add_argument("--title", default=None, help="figure title")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plot the given runs on one figure; 2 on a usage error."""
+    if len(args.runs) < 2:
+        print("crossloop compare: error: give two or more runs to compare "
+              f"(got {len(args.runs)}); one run's curves are its curves.png", file=sys.stderr)
+        return 2
+    try:
+        runs = [read_run(r) for r in args.runs]
+    except RunNotFoundError as exc:
+        print(f"crossloop compare: error: {exc}", file=sys.stderr)
+        return 2
+    plot_runs(runs, args.out, title=args.title)
+    print(f"wrote {args.out}")
+    return 0

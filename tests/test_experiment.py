@@ -1,0 +1,223 @@
+"""Tests for crossloop.experiment: settings from flags and files, and `crossloop train` end to end.
+
+The end-to-end runs use tiny generated IDX files, so they need no real data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crossloop
+from crossloop import cli, optim
+from crossloop.data import write_idx
+from crossloop.data.sources import FILES
+from crossloop.experiment import (ConfigError, Experiment, add_arguments, load_data,
+                                  output_dir)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with the four MNIST files: 128 train and 64 test random images."""
+    monkeypatch.setenv("CROSSLOOP_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name, n in zip(FILES, (128, 128, 64, 64)):
+        shape = (n, 28, 28) if "images" in name else (n,)
+        high = 256 if "images" in name else 10
+        write_idx(folder / (name + ".gz"), rng.integers(0, high, shape).astype(np.uint8))
+    return folder
+
+
+# -- settings --------------------------------------------------------------------
+
+def test_defaults_are_the_example_script_s():
+    exp = Experiment()
+    assert (exp.dataset, exp.model, exp.optimizer, exp.lr, exp.schedule, exp.batch_size,
+            exp.epochs) == ("mnist", "lenet5", "adam", 2e-3, "cosine", 64, 2)
+
+
+def test_help_lists_every_setting_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    helps = {action.dest: action.help for action in parser._actions}
+    for f in fields(Experiment):
+        assert f"--{f.name.replace('_', '-')}" in text
+        assert "(default: " in helps[f.name]
+        if f.default is not None:
+            assert helps[f.name].endswith(f"(default: {f.default})")
+
+
+def test_flags_override_a_toml_file(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('model = "mlp"\nepochs = 3\nlr = 0.01\nschedule = "constant"\n')
+    exp = Experiment.from_args(parse("--config", str(path), "--epochs", "1"))
+    assert (exp.model, exp.epochs, exp.lr, exp.schedule) == ("mlp", 1, 0.01, "constant")
+    assert exp.batch_size == Experiment().batch_size  # neither file nor flag: the default
+
+
+def test_json_file_with_dashed_keys_and_an_int_for_a_float(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"batch-size": 32, "lr": 1, "clip_norm": 2}))
+    exp = Experiment.from_args(parse("--config", str(path)))
+    assert (exp.batch_size, exp.lr, exp.clip_norm) == (32, 1.0, 2.0)
+    assert isinstance(exp.lr, float)
+
+
+def test_unknown_keys_are_named_with_the_valid_ones(tmp_path, capsys):
+    path = tmp_path / "run.toml"
+    path.write_text("lrate = 0.1\nepoch = 3\n")
+    with pytest.raises(ConfigError) as error:
+        Experiment.from_args(parse("--config", str(path)))
+    message = str(error.value)
+    assert str(path) in message and "'lrate', 'epoch'" in message
+    assert "valid keys: dataset, data_source" in message and "batch_size" in message
+    assert cli.main(["train", "--config", str(path)]) == 2
+    assert "unknown settings 'lrate', 'epoch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"epochs": "3"}, "epochs must be int"),
+    ({"nesterov": 1}, "nesterov must be bool"),
+    ({"model": "resnet"}, "model 'resnet' is not one of mlp, conv1, lenet5"),
+    ({"lr": -0.1}, "lr must be > 0"),
+    ({"batch_size": 0}, "batch_size must be > 0"),
+    ({"momentum": 0.9}, "momentum applies only with optimizer sgd, not optimizer 'adam'"),
+    ({"warmup_steps": 10, "schedule": "step"},
+     "warmup_steps applies only with schedule cosine or warmup"),
+    ({"optimizer": "sgd", "nesterov": True}, "nesterov=True"),  # optim's own check: needs momentum
+    ({"dataset": "cifar10"}, "dataset 'cifar10' is not one of mnist, fashion-mnist"),
+])
+def test_bad_settings_are_named(values, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+        Experiment.from_dict(values)
+
+
+def test_a_file_that_is_not_a_table_or_not_parseable(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "bad.toml").write_text("epochs = \n")
+    with pytest.raises(ConfigError, match="expected a table"):
+        Experiment.from_file(tmp_path / "list.json")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        Experiment.from_file(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="must end in .toml or .json"):
+        Experiment.from_file(tmp_path / "run.yaml")
+
+
+def test_optimizer_spec_follows_the_settings():
+    steps = 10
+    spec = Experiment(optimizer="sgd", momentum=0.9, nesterov=True, schedule="step",
+                      gamma=0.5).optimizer_spec(steps)
+    assert isinstance(spec, optim.SGD) and (spec.momentum, spec.nesterov) == (0.9, True)
+    assert spec.lr == optim.Step(2e-3, steps, 0.5)  # step_size defaults to one epoch
+    cosine = Experiment(epochs=3, warmup_steps=5).optimizer_spec(steps)
+    assert cosine.lr == optim.Cosine(2e-3, 3 * steps, warmup_steps=5)
+    adamw = Experiment(optimizer="adamw").optimizer_spec(steps)
+    assert adamw.weight_decay == optim.AdamW().weight_decay  # None: the optimizer's default
+    assert Experiment(optimizer="adamw", weight_decay=0.0).optimizer_spec(steps).weight_decay == 0
+
+
+def test_output_dir_default_never_reuses_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = Experiment(backend="torch")
+    first = output_dir(exp)
+    assert first.parent == Path("runs") and first.name.endswith("-torch")
+    first.mkdir(parents=True)
+    assert output_dir(exp) != first
+    assert output_dir(Experiment(name="baseline")) == Path("runs/baseline")
+    assert output_dir(Experiment(name="baseline", out_dir="elsewhere")) == Path("elsewhere")
+
+
+def test_load_data_uses_the_dtype_and_seed(tiny_mnist):
+    train, test = load_data(Experiment(data_dir=str(tiny_mnist), dtype="float64", batch_size=32))
+    assert (len(train), train.batch_size, test.num_samples) == (4, 32, 64)
+    x, _ = next(train.epoch(0))
+    assert x.dtype == np.float64
+
+
+# -- end to end ------------------------------------------------------------------
+
+def test_crossloop_train_end_to_end(backend, tiny_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data-dir", str(tiny_mnist), "--model", "mlp", "--epochs", "2",
+            "--batch-size", "32", "--backend", backend.name, "--device", "cpu",
+            "--out-dir", str(out)]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    epoch_lines = [line for line in lines if line.startswith(f"[{backend.name}] epoch")]
+    assert len(epoch_lines) == 2  # not a terminal: one plain line per epoch
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend"] == backend.name and config["model"] == "mlp"
+    assert config["out_dir"] is None  # rerunning the file must not overwrite this run
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert list((out / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert (out / "curves.png").stat().st_size > 0
+
+    # config.json reruns the same experiment: same batches, same weights, same numbers
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(out / "config.json"), "--out-dir", str(again),
+                     "--no-plot", "--no-tensorboard"]) == 0
+    rerun = json.loads((again / "history.json").read_text())
+    keys = ("loss", "accuracy", "lr", "test_loss", "test_accuracy")
+    assert [[h[k] for k in keys] for h in rerun] == [[h[k] for k in keys] for h in history]
+    assert not (again / "curves.png").exists() and not (again / "tensorboard").exists()
+
+
+def test_missing_data_is_reported_not_raised(tmp_path, capsys):
+    code = cli.main(["train", "--data-dir", str(tmp_path / "nothing"), "--out-dir",
+                     str(tmp_path / "run")])
+    assert code == 1
+    assert str(tmp_path / "nothing") in capsys.readouterr().err
+
+
+def test_sigterm_then_resume_from_the_command_line(backend, tiny_mnist, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from crossloop import experiment
+
+    common = ["--data-dir", str(tiny_mnist), "--model", "mlp", "--epochs", "2", "--batch-size", "32",
+              "--backend", backend.name, "--device", "cpu", "--no-plot", "--no-tensorboard"]
+    assert cli.main(["train", *common, "--out-dir", str(tmp_path / "straight")]) == 0
+
+    class TermAtStep3(crossloop.Callback):
+        def on_batch_end(self, trainer):
+            if trainer.step == 3:
+                signal.raise_signal(signal.SIGTERM)
+
+    build = experiment.build_callbacks
+    monkeypatch.setattr(experiment, "build_callbacks", lambda *a: [*build(*a), TermAtStep3()])
+    out = tmp_path / "stopped"
+    assert cli.main(["train", *common, "--out-dir", str(out)]) == 143
+    assert f"crossloop train --resume {out}" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli.main(["train", "--resume", str(out)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    straight = json.loads((tmp_path / "straight" / "history.json").read_text())
+    resumed = json.loads((out / "history.json").read_text())
+    keys = ("loss", "accuracy", "lr", "test_loss", "test_accuracy")
+    assert [[h[k] for k in keys] for h in resumed] == [[h[k] for k in keys] for h in straight]
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
