@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from importlib import metadata
 from importlib.util import find_spec
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, ContextManager, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -80,6 +80,9 @@ class Backend(Protocol):
     def train_step(self, model: Any, optimizer: Any, loss: losses.Loss, metrics: Any,
                    x: Any, y: Any) -> tuple[Any, Any, Any]: ...
     def eval_step(self, model: Any, loss: losses.Loss, metrics: Any, x: Any, y: Any) -> Any: ...
+
+    # -- numerics -------------------------------------------------------------
+    def no_tf32(self) -> ContextManager[None]: ...
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:

@@ -1,20 +1,61 @@
-"""pytest helpers for testing code on every installed backend.
+"""pytest helpers for testing code on every installed backend, and across backends.
 
-Use the fixtures in your own suite by adding to your ``conftest.py``::
+Use them in your own suite by adding to your ``conftest.py``::
 
     pytest_plugins = ["crossloop.testing"]
 
-then write ``def test_x(backend): ...`` and it runs once per installed backend.
+then write ``def test_x(backend): ...`` and it runs once per installed backend,
+and call :func:`assert_parity` to check that two backends train your model the
+same way, step by step.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pytest
 
+from . import nn, optim
 from .backend import available_backends, get_backend
+from .parity import ParityReport, run_parity
 
 
 @pytest.fixture(params=available_backends())
 def backend(request):
     """Each installed backend, on the CPU (so results are comparable and exact)."""
     return get_backend(request.param, device="cpu")
+
+
+def assert_parity(spec: nn.Sequential, optimizer: optim.Optimizer, data: Any, *,
+                  steps: int, **options: Any) -> ParityReport:
+    """Train on two backends (default torch and tensorflow, float64) and fail the
+    test, naming the first step and tensor over tolerance, unless they agree.
+
+    Takes the arguments of :func:`crossloop.parity.run_parity`; returns the
+    report so a test can check more (e.g. ``report.max_diff("weights")``).
+    """
+    report = run_parity(spec, optimizer, data, steps=steps, **options)
+    if not report.passed:
+        raise AssertionError(f"backends disagree at {report.failure}\n{report.summary()}\n"
+                             f"{report.table(max_rows=12)}")
+    return report
+
+
+def synthetic_batches(count: int, input_shape: tuple[int, int, int] = (1, 12, 12), *,
+                      batch_size: int = 16, num_classes: int = 10,
+                      seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` learnable float64 batches ``(x NCHW, y)`` for quick parity tests
+    without a data set: noise plus a bright block in one of four quadrants, with
+    a brightness that grows with the label."""
+    rng = np.random.default_rng(seed)
+    c, h, w = input_shape
+    out = []
+    for _ in range(count):
+        x = rng.normal(0, 0.3, size=(batch_size, c, h, w))
+        y = rng.integers(0, num_classes, batch_size)
+        for i, label in enumerate(y):
+            r, q = divmod(int(label) % 4, 2)
+            x[i, :, r * h // 2:(r + 1) * h // 2, q * w // 2:(q + 1) * w // 2] += 1 + label / num_classes
+        out.append((x, y))
+    return out

@@ -1,0 +1,304 @@
+"""One test per row of docs/framework-differences.md.
+
+Each test shows two things: the frameworks' native defaults really differ (so
+the row stays true, or this test tells us, when a framework changes), and
+crossloop's two backends agree anyway.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+
+from crossloop import get_backend, losses, nn, optim
+from crossloop.parity import forward_diff, run_parity
+from crossloop.testing import assert_parity, synthetic_batches
+
+torch = pytest.importorskip("torch")
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+F = torch.nn.functional
+
+SMALL = nn.Sequential((nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                       nn.Linear(3 * 6 * 6, 10)), input_shape=(1, 12, 12), name="small")
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return [get_backend("torch", device="cpu"), get_backend("tensorflow", device="cpu")]
+
+
+def agree(opt: optim.Optimizer, spec: nn.Sequential = SMALL, steps: int = STEPS):
+    """crossloop's side of a row: both backends train the same, step by step, in float64."""
+    return assert_parity(spec, opt, synthetic_batches(steps, spec.input_shape), steps=steps)
+
+
+def torch_steps(make, grads, lrs=None, p0=0.0) -> np.ndarray:
+    """Native torch: a float64 parameter from p0, one optimizer step per gradient."""
+    p = torch.tensor(np.atleast_1d(p0).astype(np.float64), requires_grad=True)
+    opt = make([p])
+    for i, g in enumerate(grads):
+        for group in opt.param_groups:
+            group["lr"] = lrs[i] if lrs else group["lr"]
+        p.grad = torch.tensor(np.atleast_1d(g), dtype=torch.float64)
+        opt.step()
+    return p.detach().numpy()
+
+
+def keras_steps(opt, grads, lrs=None, p0=0.0) -> np.ndarray:
+    """Native Keras: the same, through ``apply_gradients``."""
+    v = keras.Variable(np.atleast_1d(p0).astype(np.float64))
+    for i, g in enumerate(grads):
+        if lrs:
+            opt.learning_rate = lrs[i]
+        opt.apply_gradients([(tf.constant(np.atleast_1d(g), tf.float64), v)])
+    return v.numpy()
+
+
+def native_params(pair, spec, params):
+    """Each backend's native tensors (torch's state dict, Keras's layer variables)."""
+    torch_model = pair[0].build_model(spec, params, "float64")
+    tf_model = pair[1].build_model(spec, params, "float64")
+    return ({k: v.detach().numpy() for k, v in torch_model.state_dict().items()},
+            {f"{i}.{kind}": getattr(tf_model.get_layer(f"l{i}"), attr).numpy()
+             for i, layer in enumerate(spec.layers) if isinstance(layer, (nn.Conv2d, nn.Linear))
+             for kind, attr in (("weight", "kernel"), ("bias", "bias"))})
+
+
+# -- 1. initialisation ------------------------------------------------------------
+
+def test_init_defaults(pair):
+    lin = torch.nn.Linear(784, 128)
+    dense = keras.layers.Dense(128)
+    dense.build((None, 784))
+    kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
+    assert lin.weight.abs().max() <= 1 / math.sqrt(784) and lin.bias.abs().max() > 0
+    assert type(dense.kernel_initializer).__name__ == "GlorotUniform"
+    assert np.all(bias == 0) and np.abs(kernel).max() > 1 / math.sqrt(784)
+    assert np.abs(kernel).max() <= math.sqrt(6 / (784 + 128))
+    # crossloop draws once in NumPy; both backends hold exactly those values
+    for init in nn.INITS:
+        params = nn.init_params(SMALL, 0, init=init, dtype="float64")
+        for b in pair:
+            got = b.get_params(b.build_model(SMALL, params, "float64"))
+            assert all(np.array_equal(got[k], params[k]) for k in params)
+    torch_like = nn.init_params(nn.mlp(), 0)
+    assert np.abs(torch_like["1.weight"]).max() <= 1 / math.sqrt(784) and torch_like["1.bias"].any()
+    glorot = nn.init_params(nn.mlp(), 0, init="glorot")
+    assert not glorot["1.bias"].any() and np.abs(glorot["1.weight"]).max() > 1 / math.sqrt(784)
+
+
+# -- 2-5. layouts -----------------------------------------------------------------
+
+def test_activations_nchw_vs_nhwc(pair):
+    assert keras.config.image_data_format() == "channels_last"
+    assert tuple(torch.nn.Conv2d(1, 4, 3)(torch.zeros(2, 1, 12, 12)).shape) == (2, 4, 10, 10)
+    assert tuple(keras.layers.Conv2D(4, 3)(np.zeros((2, 12, 12, 1))).shape) == (2, 10, 10, 4)
+    x = synthetic_batches(1, SMALL.input_shape)[0][0]          # canonical NCHW
+    assert tuple(pair[1].to_device(x).shape) == (16, 12, 12, 1)  # NHWC inside TensorFlow
+    assert forward_diff(SMALL, nn.init_params(SMALL, 0, dtype="float64"), x, pair) <= 1e-12
+
+
+def test_conv_kernels_oihw_vs_hwio(pair):
+    conv = keras.layers.Conv2D(4, 3)
+    conv.build((None, 12, 12, 1))
+    assert tuple(torch.nn.Conv2d(1, 4, 3).weight.shape) == (4, 1, 3, 3)
+    assert tuple(conv.kernel.shape) == (3, 3, 1, 4)
+    params = nn.init_params(SMALL, 0, dtype="float64")
+    torch_native, tf_native = native_params(pair, SMALL, params)
+    np.testing.assert_array_equal(torch_native["0.weight"], params["0.weight"])
+    np.testing.assert_array_equal(tf_native["0.weight"], params["0.weight"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(pair[1].get_params(pair[1].build_model(SMALL, params, "float64"))
+                                  ["0.weight"], params["0.weight"])
+
+
+def test_dense_weights_out_in_vs_in_out(pair):
+    dense = keras.layers.Dense(3)
+    dense.build((None, 5))
+    assert tuple(torch.nn.Linear(5, 3).weight.shape) == (3, 5)
+    assert tuple(dense.kernel.shape) == (5, 3)
+    spec = nn.mlp(hidden=8)
+    params = nn.init_params(spec, 0, dtype="float64")
+    _, tf_native = native_params(pair, spec, params)
+    np.testing.assert_array_equal(tf_native["3.weight"], params["3.weight"].T)
+    assert forward_diff(spec, params, synthetic_batches(1, (1, 28, 28))[0][0], pair) <= 1e-12
+
+
+def test_flatten_order_chw_vs_hwc(pair):
+    x = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)     # NCHW, C=3
+    torch_flat = torch.nn.Flatten()(torch.from_numpy(x)).numpy()
+    keras_flat = np.array(keras.layers.Flatten()(x.transpose(0, 2, 3, 1)))  # NHWC
+    assert not np.array_equal(torch_flat, keras_flat)
+    np.testing.assert_array_equal(np.sort(torch_flat), np.sort(keras_flat))  # same values, other order
+    # crossloop permutes the rows of the Dense after Flatten at the parameter boundary
+    params = nn.init_params(SMALL, 0, dtype="float64")
+    _, tf_native = native_params(pair, SMALL, params)
+    assert not np.array_equal(tf_native["4.weight"], params["4.weight"].T)
+    assert forward_diff(SMALL, params, synthetic_batches(1, SMALL.input_shape)[0][0], pair) <= 1e-12
+
+
+# -- 6-9. optimizer semantics -------------------------------------------------------
+
+def test_adam_epsilon_placement_and_default():
+    assert inspect.signature(torch.optim.Adam).parameters["eps"].default == 1e-8
+    assert inspect.signature(keras.optimizers.Adam).parameters["epsilon"].default == 1e-7
+    # same eps, one step on a tiny gradient: torch adds eps to sqrt(v_hat), Keras to sqrt(v),
+    # i.e. Keras's eps acts like eps / sqrt(1 - beta2**t) = 31.6 * eps at step 1
+    g, eps = 1e-6, 1e-7
+    t = torch_steps(lambda p: torch.optim.Adam(p, lr=1.0, eps=eps), [g])
+    k = keras_steps(keras.optimizers.Adam(learning_rate=1.0, epsilon=eps), [g])
+    np.testing.assert_allclose(t, -g / (g + eps), rtol=1e-12)
+    np.testing.assert_allclose(k, -g / (g + eps / math.sqrt(1 - 0.999)), rtol=1e-4)  # float32 powers
+    assert abs(t - k).max() > 0.5
+    agree(optim.Adam(1e-2, eps=1e-3))  # an eps large enough to matter
+
+
+def test_sgd_momentum_under_a_changing_learning_rate():
+    # torch: buf = mu*buf + g; p -= lr*buf.  Keras: v = mu*v - lr*g; p += v.
+    def both(lrs):
+        return (torch_steps(lambda p: torch.optim.SGD(p, lr=1.0, momentum=0.9), [1.0, 1.0], lrs),
+                keras_steps(keras.optimizers.SGD(learning_rate=1.0, momentum=0.9), [1.0, 1.0], lrs))
+    same_lr = both([1.0, 1.0])
+    np.testing.assert_allclose(same_lr[0], same_lr[1], rtol=1e-6)  # equal while lr is fixed
+    # (to float32 rounding: Keras keeps lr and momentum in float32 variables)
+    t, k = both([1.0, 0.5])
+    np.testing.assert_allclose(t, -(1.0 + 0.5 * 1.9), rtol=1e-12)    # -1.95
+    np.testing.assert_allclose(k, -(1.0 + 0.9 * 1.0 + 0.5), rtol=1e-6)  # -2.4
+    # crossloop: the learning rate changes every step, plain and nesterov momentum
+    agree(optim.SGD(optim.Step(0.1, step_size=1, gamma=0.7), momentum=0.9))
+    agree(optim.SGD(optim.Cosine(0.1, STEPS, warmup_steps=2), momentum=0.9, nesterov=True))
+
+
+def test_coupled_vs_decoupled_weight_decay():
+    assert inspect.signature(torch.optim.Adam).parameters["weight_decay"].default == 0
+    assert inspect.signature(torch.optim.AdamW).parameters["weight_decay"].default == 0.01
+    assert inspect.signature(keras.optimizers.Adam).parameters["weight_decay"].default is None
+    assert inspect.signature(keras.optimizers.AdamW).parameters["weight_decay"].default == 0.004
+    # zero gradient, p = 1: torch's Adam decays through the gradient (a full Adam step),
+    # Keras's Adam(weight_decay) decays the weight directly (p -= lr*wd*p)
+    t = torch_steps(lambda p: torch.optim.Adam(p, lr=0.1, weight_decay=0.1), [0.0], p0=1.0)
+    k = keras_steps(keras.optimizers.Adam(learning_rate=0.1, weight_decay=0.1), [0.0], p0=1.0)
+    np.testing.assert_allclose(t, 0.9, rtol=1e-6)
+    np.testing.assert_allclose(k, 0.99, rtol=1e-6)
+    for opt in (optim.Adam(1e-2, weight_decay=0.1), optim.AdamW(1e-2, weight_decay=0.1),
+                optim.SGD(0.1, momentum=0.9, weight_decay=0.1)):
+        agree(opt)
+
+
+def test_gradient_clipping_global_norm_epsilon_and_per_tensor_clipnorm():
+    grads = [np.array([3.0, 4.0]), np.array([0.0, 5.0])]  # each norm 5, global norm sqrt(50)
+    tensors = [torch.tensor(g, requires_grad=True) for g in grads]
+    for t, g in zip(tensors, grads):
+        t.grad = torch.tensor(g)
+    torch.nn.utils.clip_grad_norm_(tensors, 1.0)
+    torch_clipped = [t.grad.numpy() for t in tensors]
+    tf_clipped, _ = tf.clip_by_global_norm([tf.constant(g) for g in grads], 1.0)
+    total = math.sqrt(50)
+    np.testing.assert_allclose(torch_clipped[0], grads[0] / (total + 1e-6), rtol=1e-12)
+    np.testing.assert_allclose(tf_clipped[0].numpy(), grads[0] / total, rtol=1e-12)
+    assert not np.array_equal(torch_clipped[0], tf_clipped[0].numpy())  # the 1e-6 in torch's rule
+    # Keras's clipnorm clips each tensor to norm 1 on its own
+    v = [keras.Variable(np.zeros(2)) for _ in grads]
+    keras.optimizers.SGD(learning_rate=1.0, clipnorm=1.0).apply_gradients(
+        [(tf.constant(g), var) for g, var in zip(grads, v)])
+    np.testing.assert_allclose(-np.array(v[0].numpy()), grads[0] / 5, rtol=1e-6)
+    assert np.linalg.norm(torch_clipped[0]) < 0.75 < np.linalg.norm(v[0].numpy())
+    # crossloop: a clip norm small enough to clip at every step (and not exact in float32)
+    report = agree(optim.SGD(0.1, momentum=0.9, clip_norm=0.05))
+    assert min(r.grad_norm[0] for r in report.steps) > 0.05
+
+
+# -- 10-13. layers, randomness, precision, losses --------------------------------------
+
+def test_same_padding_with_stride_2(pair):
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided"):
+        torch.nn.Conv2d(1, 4, 3, stride=2, padding="same")
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(1, 1, 12, 12)), rng.normal(size=(4, 1, 3, 3))
+    torch_out = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1).numpy()
+    keras_out = tf.nn.conv2d(x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0), 2, "SAME").numpy()
+    assert torch_out.shape == (1, 4, 6, 6) and keras_out.shape == (1, 6, 6, 4)
+    # Keras's 'same' pads 0 before and 1 after here; torch's padding=1 pads 1 on each side
+    assert np.abs(torch_out - keras_out.transpose(0, 3, 1, 2)).max() > 0.1
+    spec = nn.Sequential((nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 10)), input_shape=(1, 12, 12))
+    assert forward_diff(spec, nn.init_params(spec, 0, dtype="float64"),
+                        synthetic_batches(1, spec.input_shape)[0][0], pair) <= 1e-12
+    agree(optim.SGD(0.05), spec)
+
+
+def test_dropout_masks_come_from_each_frameworks_rng(pair):
+    torch.manual_seed(0)
+    torch_mask = F.dropout(torch.ones(1000, dtype=torch.float64), 0.5, training=True).numpy()
+    tf.random.set_seed(0)
+    keras_mask = np.array(keras.layers.Dropout(0.5, seed=0)(np.ones(1000), training=True))
+    assert set(np.unique(torch_mask)) == set(np.unique(keras_mask)) == {0.0, 2.0}  # same 1/(1-p)
+    assert (torch_mask != keras_mask).mean() > 0.3                            # other masks
+    spec = nn.Sequential((*SMALL.layers[:4], nn.Dropout(0.5), SMALL.layers[4]),
+                         input_shape=(1, 12, 12))
+    with pytest.raises(ValueError, match="Dropout.*use p=0"):
+        agree(optim.SGD(0.1), spec)
+    x = synthetic_batches(1, spec.input_shape)[0][0]
+    assert forward_diff(spec, nn.init_params(spec, 0, dtype="float64"), x, pair) <= 1e-12  # eval
+    agree(optim.SGD(0.1), nn.Sequential((*SMALL.layers[:4], nn.Dropout(0.0), SMALL.layers[4]),
+                                        input_shape=(1, 12, 12)))
+
+
+def test_tf32_defaults_and_parity_switches_it_off(pair, monkeypatch):
+    tf_enabled = tf.config.experimental.tensor_float_32_execution_enabled
+    defaults = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, tf_enabled())
+    assert defaults == (False, True, True)  # torch: matmul off, convolutions on; TF: both on
+    seen = []
+
+    def spy(backend):
+        original = backend.gradients
+
+        def gradients(*args, **kwargs):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                         tf_enabled()))
+            return original(*args, **kwargs)
+        monkeypatch.setattr(backend, "gradients", gradients)
+
+    for b in pair:
+        spy(b)
+    assert run_parity(SMALL, optim.SGD(0.1), synthetic_batches(2, (1, 12, 12)), steps=2,
+                      backends=pair).passed
+    assert seen and all(flags == (False, False, False) for flags in seen)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+            tf_enabled()) == defaults  # restored after the run
+
+
+def test_loss_reduction_and_logits(pair):
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(8, 10)), rng.integers(0, 10, 8)
+    torch_loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y))
+    assert torch_loss.shape == () and inspect.signature(F.cross_entropy).parameters[
+        "reduction"].default == "mean"
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    assert per_example.shape == (8,)  # tf.nn does not reduce
+    keras_default = keras.losses.SparseCategoricalCrossentropy()
+    assert keras_default.reduction == "sum_over_batch_size"
+    assert inspect.signature(keras.losses.SparseCategoricalCrossentropy).parameters[
+        "from_logits"].default is False  # treats its input as probabilities
+    assert abs(float(keras_default(y, logits)) - torch_loss.item()) > 0.1
+    np.testing.assert_allclose(float(np.mean(per_example)), torch_loss.item(), rtol=1e-12)
+    # crossloop: a batch mean from logits on both backends, for both losses
+    targets = rng.normal(size=(8, 10))
+    for spec, target in ((losses.CrossEntropy(), y), (losses.MSE(), targets)):
+        values = [b.to_numpy(b.loss(spec, b.to_device(logits), b.to_device(target))) for b in pair]
+        assert np.shape(values[0]) == np.shape(values[1]) == ()
+        np.testing.assert_allclose(values[0], values[1], rtol=1e-14)
+    np.testing.assert_allclose(values[0], np.mean((logits - targets) ** 2), rtol=1e-14)
+
+
+def test_hyperparameters_are_not_rounded_to_float32():
+    t = torch_steps(lambda p: torch.optim.SGD(p, lr=0.1), [1.0])
+    k = keras_steps(keras.optimizers.SGD(learning_rate=0.1), [1.0])
+    assert t[0] == -0.1
+    assert k[0] == -float(np.float32(0.1)) != -0.1  # Keras's lr variable is float32
+    # neither 0.1, 0.9 nor 0.05 is exact in float32; float64 runs still agree to 1e-10
+    agree(optim.SGD(0.1, momentum=0.9, clip_norm=0.05))

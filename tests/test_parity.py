@@ -1,0 +1,220 @@
+"""The parity harness: two backends, same start, same batches, compared step by step."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from crossloop import cli, nn, optim
+from crossloop.parity import (ParityReport, StepRecord, Tolerance, forward_diff,
+                              optimizer_from_args, run_parity)
+from crossloop.testing import assert_parity, synthetic_batches
+
+pytest.importorskip("torch")
+pytest.importorskip("tensorflow")
+
+# A small conv net with every layer kind LeNet-5 uses, on 12x12 inputs: fast in eager mode.
+SPEC = nn.Sequential((nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 16),
+                      nn.ReLU(), nn.Linear(16, 10)), input_shape=(1, 12, 12), name="small")
+STEPS = 20
+
+# The four acceptance cases of issue 3, scaled to STEPS.
+CASES = {
+    "sgd": optim.SGD(0.05),
+    "sgd-nesterov-cosine": optim.SGD(optim.Cosine(0.05, STEPS, warmup_steps=5), momentum=0.9,
+                                     nesterov=True),
+    "adam": optim.Adam(1e-2),
+    "adamw-clip": optim.AdamW(1e-2, weight_decay=0.01, clip_norm=1.0),
+}
+
+
+def batches(n: int = STEPS) -> list[tuple[np.ndarray, np.ndarray]]:
+    return synthetic_batches(n, SPEC.input_shape)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_float64_backends_agree_at_every_step(case):
+    opt = CASES[case]
+    report = assert_parity(SPEC, opt, batches(), steps=STEPS, dtype="float64")
+    assert [r.step for r in report.steps] == list(range(STEPS))
+    assert [r.lr for r in report.steps] == [opt.lr(s) for s in range(STEPS)]
+    assert report.max_diff("weights") <= 1e-10 and report.max_diff("loss") <= 1e-10
+    # the run really trained: losses fell and every tensor got a gradient
+    assert report.steps[-1].loss[0] < report.steps[0].loss[0]
+    assert set(report.steps[0].grad_diff) == set(SPEC.param_shapes())
+    assert all(r.grad_norm[0] > 0 for r in report.steps)
+
+
+@pytest.mark.parametrize("case", ["sgd-nesterov-cosine", "adamw-clip"])
+def test_float32_loss_and_logits_agree(case):
+    report = assert_parity(SPEC, CASES[case], batches(), steps=STEPS, dtype="float32")
+    assert report.max_diff("loss_rel") <= 1e-4
+    assert report.max_diff("logits") <= 1e-5
+    assert report.steps[-1].loss[0] < report.steps[0].loss[0]
+
+
+def test_clipping_is_active_in_the_clip_case():
+    """The AdamW case clips: its gradient norms exceed clip_norm, so the rule is exercised."""
+    report = run_parity(SPEC, optim.AdamW(1e-2, clip_norm=0.05), batches(5), steps=5)
+    assert report.passed
+    assert min(r.grad_norm[0] for r in report.steps) > 0.05
+
+
+def _use_keras_adam(monkeypatch):
+    """Break one semantic: the TensorFlow backend builds Keras's own Adam (eps 1e-7 added
+    to the uncorrected sqrt(v)) instead of crossloop's torch-formula Adam."""
+    import keras
+    from crossloop_tensorflow import optimizers
+
+    def keras_adam(spec, params):
+        native = keras.optimizers.Adam(learning_rate=spec.lr(0), beta_1=spec.betas[0],
+                                       beta_2=spec.betas[1])
+        native.clip_norm = spec.clip_norm
+        native.build(params)
+        return native
+
+    def set_lr(native, lr):
+        native.learning_rate = lr
+
+    monkeypatch.setattr(optimizers, "build", keras_adam)
+    monkeypatch.setattr(optimizers, "set_learning_rate", set_lr)
+
+
+def test_a_broken_semantic_fails_and_names_the_step_and_tensor(monkeypatch):
+    _use_keras_adam(monkeypatch)
+    report = run_parity(SPEC, optim.Adam(1e-2), batches(5), steps=5)
+    assert not report.passed
+    failure = report.failure
+    # same start, so the step-0 forward pass and gradients agree; the update does not
+    assert (failure.step, failure.quantity) == (0, "weights")
+    assert failure.tensor == "0.weight" and failure.value > 1e-10
+    assert report.steps[0].loss_diff == 0.0
+    with pytest.raises(AssertionError, match=r"step 0: weight '0.weight' differs by .* > tolerance 1e-10"):
+        assert_parity(SPEC, optim.Adam(1e-2), batches(5), steps=5)
+
+
+def _record(step, loss=(1.0, 1.0), grads=0.0, weights=0.0) -> StepRecord:
+    return StepRecord(step, 0.1, list(loss), [1.0, 1.0], 0.0, {"0.weight": 0.0, "0.bias": grads},
+                      {"0.weight": weights, "0.bias": 0.0})
+
+
+def _report(steps, tolerance=Tolerance(loss=1e-10, grads=1e-10, weights=1e-10, logits=1e-10),
+            logits=None) -> ParityReport:
+    return ParityReport(("a", "b"), "float64", tolerance, {}, steps,
+                        logits or {"initial": 0.0, "final": 0.0}, 0.0)
+
+
+def test_the_first_exceedance_is_reported_in_step_then_phase_order():
+    report = _report([_record(0), _record(1, weights=1e-3, grads=1e-9), _record(2, loss=(1, 2))])
+    assert str(report.failure) == "step 1: gradient of '0.bias' differs by 1e-09 > tolerance 1e-10"
+    assert _report([_record(0), _record(1, loss=(1.0, 1.5), grads=1.0)]).failure.quantity == "loss"
+    assert _report([_record(0)], logits={"initial": 0.0, "final": 1e-6}).failure.tensor == \
+        "logits (same weights)"
+    assert _report([_record(0), _record(1)]).passed
+
+
+def test_nan_never_passes_and_none_leaves_a_quantity_unchecked():
+    nan = _report([_record(0, weights=math.nan)])
+    assert not nan.passed and nan.failure.tensor == "0.weight"
+    assert math.isnan(nan.max_diff("weights"))
+    assert _report([_record(0, weights=1.0)], Tolerance(loss=1e-10)).passed
+    relative = Tolerance(loss_rel=1e-4)
+    assert _report([_record(0, loss=(100.0, 100.005))], relative).passed
+    assert not _report([_record(0, loss=(1.0, 1.005))], relative).passed
+
+
+def test_report_json_table_and_plot(tmp_path):
+    report = run_parity(SPEC, CASES["adam"], batches(4), steps=4)
+    paths = report.save(tmp_path)
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["passed"] is True and data["failure"] is None
+    assert data["backends"] == ["torch", "tensorflow"] and data["dtype"] == "float64"
+    assert data["config"]["optimizer"]["type"] == "Adam"
+    assert len(data["steps"]) == 4 and set(data["steps"][0]["weight_diff"]) == set(SPEC.param_shapes())
+    assert (tmp_path / "parity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths == [tmp_path / "report.json", tmp_path / "parity.png"]
+    table = report.table()
+    assert len(table.splitlines()) == 2 + 4 and "loss[torch]" in table
+    assert report.summary().startswith("PASS")
+
+
+def test_forward_diff_is_small_for_the_same_weights_and_large_for_different_ones():
+    from crossloop import get_backend
+    pair = [get_backend(n, device="cpu") for n in ("torch", "tensorflow")]
+    x = batches(1)[0][0]
+    params = nn.init_params(SPEC, 0, dtype="float64")
+    assert forward_diff(SPEC, params, x, pair) <= 1e-12
+    other = {k: v * (1.5 if k == "0.weight" else 1.0) for k, v in params.items()}
+    logits = [pair[0].to_numpy(pair[0].forward(pair[0].build_model(SPEC, p, "float64"),
+                                               pair[0].to_device(x))) for p in (params, other)]
+    assert np.abs(logits[0] - logits[1]).max() > 1e-3
+
+
+def test_bad_inputs_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match="Dropout.*use p=0"):
+        run_parity(nn.Sequential((nn.Flatten(), nn.Dropout(0.5), nn.Linear(144, 10)),
+                                 input_shape=(1, 12, 12)), optim.SGD(0.1), batches(2), steps=2)
+    with pytest.raises(ValueError, match="ran out after 2 batches; the parity run needs 3"):
+        run_parity(SPEC, optim.SGD(0.1), batches(2), steps=3)
+    with pytest.raises(ValueError, match="exactly two backends"):
+        run_parity(SPEC, optim.SGD(0.1), batches(2), steps=2, backends=["torch"])
+
+
+def test_a_batches_object_feeds_epochs_back_to_back():
+    from crossloop.data import Batches
+    rng = np.random.default_rng(0)
+    data = Batches(rng.integers(0, 256, (40, 12, 12), dtype=np.uint8), rng.integers(0, 10, 40),
+                   16, dtype="float64")   # 3 batches per epoch
+    report = run_parity(SPEC, optim.SGD(0.1), data, steps=5)
+    assert report.passed and len(report.steps) == 5
+
+
+def _args(*argv):
+    import argparse
+    from crossloop import parity
+    parser = argparse.ArgumentParser()
+    parity.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_command_line_options_build_the_optimizer():
+    opt = optimizer_from_args(_args("--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9",
+                                    "--nesterov", "--schedule", "cosine", "--warmup-steps", "5",
+                                    "--steps", "40", "--clip-norm", "1"))
+    assert opt == optim.SGD(optim.Cosine(0.1, 40, warmup_steps=5), momentum=0.9, nesterov=True,
+                            clip_norm=1.0)
+    assert optimizer_from_args(_args("--optimizer", "adamw")) == optim.AdamW(1e-3)
+    with pytest.raises(ValueError, match="--momentum/--nesterov apply to sgd, not adam"):
+        optimizer_from_args(_args("--optimizer", "adam", "--momentum", "0.9"))
+
+
+def test_cli_on_mnist_writes_table_json_and_png(mnist, tmp_path, capsys):
+    code = cli.main(["parity", "--steps", "3", "--optimizer", "adamw", "--clip-norm", "1",
+                     "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS" in out and "loss[torch]" in out
+    assert json.loads((tmp_path / "report.json").read_text())["config"]["batch_size"] == 64
+    assert (tmp_path / "parity.png").stat().st_size > 10_000
+
+
+def test_cli_exits_nonzero_and_names_step_and_tensor(mnist, tmp_path, capsys, monkeypatch):
+    _use_keras_adam(monkeypatch)
+    code = cli.main(["parity", "--steps", "2", "--optimizer", "adam", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  step 0: weight '0.weight' differs by" in out
+    assert json.loads((tmp_path / "report.json").read_text())["failure"]["tensor"] == "0.weight"
+
+
+def test_lenet5_on_mnist_agrees_in_float64(mnist):
+    """The acceptance set-up (LeNet-5, MNIST batches of 64), shortened to 25 steps."""
+    from crossloop.data import Batches
+    train = Batches.from_dataset(mnist, "train", 64, dtype="float64")
+    opt = optim.SGD(optim.Cosine(0.01, 25, warmup_steps=5), momentum=0.9, nesterov=True)
+    report = assert_parity(nn.lenet5(), opt, train, steps=25)
+    assert report.max_diff("weights") <= 1e-10 and report.max_diff("loss") <= 1e-10
