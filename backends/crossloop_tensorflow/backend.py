@@ -6,7 +6,8 @@ files read side by side.
 
 from __future__ import annotations
 
-from typing import Mapping
+import contextlib
+from typing import Iterator, Mapping
 
 import numpy as np
 import keras
@@ -185,3 +186,17 @@ class TensorFlowBackend:
                                      if self.compile else step)
         with tf.device(self._device):
             metrics.compiled[key](x, y)
+
+    # -- precision --------------------------------------------------------------
+    @contextlib.contextmanager
+    def no_tf32(self) -> Iterator[None]:
+        """Inside the block, float32 matmuls and convolutions on NVIDIA GPUs run in
+        full float32, not TF32 (TensorFlow's default:
+        ``tf.config.experimental.tensor_float_32_execution_enabled()`` True); parity
+        runs use it. The setting is restored after."""
+        saved = tf.config.experimental.tensor_float_32_execution_enabled()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        try:
+            yield
+        finally:
+            tf.config.experimental.enable_tensor_float_32_execution(saved)

@@ -138,5 +138,5 @@ def clip_by_global_norm(grads: list[tf.Tensor], max_norm: float | None) -> list[
     if max_norm is None:
         return grads
     norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads]))
-    coef = tf.minimum(tf.cast(max_norm, norm.dtype) / (norm + optim.CLIP_EPS), 1)
+    coef = tf.minimum(tf.constant(max_norm, norm.dtype) / (norm + optim.CLIP_EPS), 1)
     return [g * coef for g in grads]

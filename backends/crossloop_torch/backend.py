@@ -6,8 +6,9 @@ two files read side by side.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -85,7 +86,9 @@ class TorchBackend:
 
     def to_device(self, array: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(array)  # shares memory: no copy on CPU
-        return tensor.to(self._device, non_blocking=True) if self.device == "gpu" else tensor
+        if self.device == "gpu":  # from page-locked memory the copy is asynchronous: no sync
+            return tensor.pin_memory().to(self._device, non_blocking=True)
+        return tensor
 
     def to_numpy(self, tensor: torch.Tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy().copy()
@@ -186,3 +189,16 @@ class TorchBackend:
         if model not in self._compiled:
             self._compiled[model] = torch.compile(model)
         return self._compiled[model]
+
+    # -- precision --------------------------------------------------------------
+    @contextlib.contextmanager
+    def no_tf32(self) -> Iterator[None]:
+        """Inside the block, float32 matmuls and convolutions on NVIDIA GPUs run in
+        full float32, not TF32 (torch's defaults: ``cuda.matmul.allow_tf32`` False,
+        ``cudnn.allow_tf32`` True); parity runs use it. The flags are restored after."""
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
