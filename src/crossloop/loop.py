@@ -108,9 +108,10 @@ class Trainer:
         the epoch's logs, or None if training stopped before the epoch ended (the
         running metrics are then kept, so a resumed epoch reports exactly)."""
         self._emit("on_epoch_start")
-        started = time.perf_counter()
+        started, samples = time.perf_counter(), 0   # this pass only, when resuming mid-epoch
         for x, y in train.epoch(self.epoch, start=self.batch):
             self.train_batch(x, y)
+            samples += len(y)
             if self.stop_training:
                 break
         if self.batch < len(train):
@@ -121,7 +122,7 @@ class Trainer:
         self.epoch, self.batch = self.epoch + 1, 0
         return {"epoch": self.epoch, "loss": results["loss"], "accuracy": results["accuracy"],
                 "lr": self.lr, "seconds": seconds,
-                "samples_per_second": results["count"] / seconds if seconds else float("nan")}
+                "samples_per_second": samples / seconds if seconds else float("nan")}
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on a NumPy batch, at the scheduled learning rate."""
