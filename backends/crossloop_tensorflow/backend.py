@@ -176,16 +176,28 @@ class TensorFlowBackend:
         return metrics
 
     def _run(self, metrics: Metrics, key: tuple, step, x: tf.Tensor, y: tf.Tensor) -> None:
-        """Run ``step`` as a ``tf.function`` traced once per (model, optimizer, loss)
-        and cached on the accumulators it updates."""
-        if key not in metrics.compiled:
-            # autograph=False: the step has no tensor-dependent Python control flow to
-            # convert, and converting a closure only slows tracing (and warns).
-            metrics.compiled[key] = (tf.function(step, jit_compile=self.jit_compile,
-                                                 reduce_retracing=True, autograph=False)
-                                     if self.compile else step)
+        """Run ``step`` as one ``tf.function``, traced once per (model, optimizer, loss)
+        and input shapes and cached on the accumulators it updates.
+
+        The trace (a concrete function) is called directly: that skips the matching
+        of the arguments against the traces that a ``tf.function`` call does, about
+        0.1 ms a step on a small CPU, several percent of a small model's step.
+        """
         with tf.device(self._device):
-            metrics.compiled[key](x, y)
+            if not self.compile:
+                step(x, y)
+                return
+            signature = (key, x.shape, x.dtype, y.shape, y.dtype)
+            traced = metrics.compiled.get(signature)
+            if traced is None:
+                if key not in metrics.compiled:
+                    # autograph=False: the step has no tensor-dependent Python control
+                    # flow to convert, and converting a closure only slows tracing.
+                    metrics.compiled[key] = tf.function(step, jit_compile=self.jit_compile,
+                                                        reduce_retracing=True, autograph=False)
+                traced = metrics.compiled[key].get_concrete_function(x, y)
+                metrics.compiled[signature] = traced
+            traced(x, y)
 
     # -- precision --------------------------------------------------------------
     @contextlib.contextmanager
