@@ -145,3 +145,21 @@ def test_every_preset_builds_and_trains(backend, name):
     x, y = batch()
     backend.train_step(model, opt, CE, m, backend.to_device(x), backend.to_device(y))
     assert backend.metric_results(m)["count"] == 8
+
+
+def test_grad_norm_metric_is_the_global_norm_before_clipping(backend):
+    params = nn.init_params(SPEC, 0, dtype="float64")
+    x, y = batch(dtype="float64")
+    x, y = backend.to_device(x), backend.to_device(y)
+    probe = backend.build_model(SPEC, params, "float64")
+    _, _, grads = backend.gradients(probe, CE, x, y)
+    expected = np.sqrt(sum(np.sum(g ** 2) for g in backend.canonical_gradients(probe, grads).values()))
+    model = backend.build_model(SPEC, params, "float64")
+    opt = backend.build_optimizer(optim.SGD(1e-12, clip_norm=1e-6), model)
+    m = backend.metrics(grad_norm=True)
+    backend.train_step(model, opt, CE, m, x, y)
+    assert backend.metric_results(m)["grad_norm"] == pytest.approx(expected, rel=1e-10)
+    assert "grad_norm" not in backend.metric_results(backend.metrics())
+    sums = backend.metric_sums(m)
+    restored = backend.set_metric_sums(backend.metrics(grad_norm=True), sums)
+    assert backend.metric_results(restored) == backend.metric_results(m)

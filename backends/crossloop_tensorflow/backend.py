@@ -132,8 +132,8 @@ class TensorFlowBackend:
         return optimizer, model
 
     # -- metrics --------------------------------------------------------------
-    def metrics(self) -> Metrics:
-        return Metrics(self._device)
+    def metrics(self, grad_norm: bool = False) -> Metrics:
+        return Metrics(self._device, grad_norm)
 
     def update_metrics(self, metrics: Metrics, loss: tf.Tensor, logits: tf.Tensor,
                        y: tf.Tensor) -> Metrics:
@@ -160,6 +160,8 @@ class TensorFlowBackend:
                    y: tf.Tensor) -> tuple[keras.Model, keras.optimizers.Optimizer, Metrics]:
         def step(x, y):
             value, logits, grads = self.gradients(model, loss, x, y)
+            if metrics.grad_norm_sum is not None:
+                metrics.add_grad_norm(grads)
             self.apply_gradients(optimizer, model, grads)
             self.update_metrics(metrics, value, logits, y)
 

@@ -10,12 +10,20 @@ from crossloop import metrics
 class Metrics:
     """Device-side accumulators: nothing here waits on the host until ``results``."""
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, grad_norm: bool = False):
         with tf.device(device):
             self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
             self.correct = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.count = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.grad_norm_sum = (tf.Variable(0.0, dtype=tf.float64, trainable=False)
+                                  if grad_norm else None)
+            self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.compiled: dict = {}  # compiled steps that update these accumulators
+
+    def add_grad_norm(self, grads: list[tf.Tensor]) -> None:
+        """Accumulate the step's global gradient norm (call before clipping)."""
+        self.grad_norm_sum.assign_add(tf.cast(tf.linalg.global_norm(grads), tf.float64))
+        self.steps.assign_add(1)
 
     def update(self, loss: tf.Tensor, logits: tf.Tensor, y: tf.Tensor) -> None:
         n = tf.shape(y, out_type=tf.int64)[0]
@@ -26,19 +34,27 @@ class Metrics:
         self.count.assign_add(n)
 
     def results(self) -> dict[str, float]:
+        grad_norm_sum = None if self.grad_norm_sum is None else float(self.grad_norm_sum.numpy())
         return metrics.results(float(self.loss_sum.numpy()), float(self.correct.numpy()),
-                               int(self.count.numpy()))
+                               int(self.count.numpy()), grad_norm_sum, int(self.steps.numpy()))
 
     def reset(self) -> None:
-        for variable in (self.loss_sum, self.correct, self.count):
-            variable.assign(tf.zeros_like(variable))
+        for variable in (self.loss_sum, self.correct, self.count, self.steps, self.grad_norm_sum):
+            if variable is not None:
+                variable.assign(tf.zeros_like(variable))
 
     def sums(self) -> dict[str, float]:
         """The raw running sums, exactly (for checkpoints)."""
-        return {"loss_sum": float(self.loss_sum.numpy()), "correct": int(self.correct.numpy()),
+        sums = {"loss_sum": float(self.loss_sum.numpy()), "correct": int(self.correct.numpy()),
                 "count": int(self.count.numpy())}
+        if self.grad_norm_sum is not None:
+            sums.update(grad_norm_sum=float(self.grad_norm_sum.numpy()), steps=int(self.steps.numpy()))
+        return sums
 
     def load_sums(self, sums: dict[str, float]) -> None:
         self.loss_sum.assign(sums["loss_sum"])
         self.correct.assign(int(sums["correct"]))
         self.count.assign(int(sums["count"]))
+        if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
+            self.grad_norm_sum.assign(sums["grad_norm_sum"])
+            self.steps.assign(int(sums["steps"]))

@@ -137,8 +137,8 @@ class TorchBackend:
         return optimizer, model
 
     # -- metrics --------------------------------------------------------------
-    def metrics(self) -> Metrics:
-        return Metrics(self._device)
+    def metrics(self, grad_norm: bool = False) -> Metrics:
+        return Metrics(self._device, grad_norm)
 
     def update_metrics(self, metrics: Metrics, loss: torch.Tensor, logits: torch.Tensor,
                        y: torch.Tensor) -> Metrics:
@@ -164,6 +164,8 @@ class TorchBackend:
                    loss: losses.Loss, metrics: Metrics, x: torch.Tensor,
                    y: torch.Tensor) -> tuple[torch.nn.Module, torch.optim.Optimizer, Metrics]:
         value, logits, grads = self.gradients(model, loss, x, y)
+        if metrics.grad_norm_sum is not None:
+            metrics.add_grad_norm(grads)
         optimizer, model = self.apply_gradients(optimizer, model, grads)
         return model, optimizer, self.update_metrics(metrics, value, logits, y)
 

@@ -10,10 +10,18 @@ from crossloop import metrics
 class Metrics:
     """Device-side accumulators: nothing here waits on the host until ``results``."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, grad_norm: bool = False):
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
         self.count = 0
+        self.grad_norm_sum = torch.zeros((), dtype=torch.float64, device=device) if grad_norm else None
+        self.steps = 0
+
+    @torch.no_grad()
+    def add_grad_norm(self, grads: list[torch.Tensor]) -> None:
+        """Accumulate the step's global gradient norm (call before clipping)."""
+        self.grad_norm_sum += torch.nn.utils.get_total_norm(grads)
+        self.steps += 1
 
     def update(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         # No autograd here: loss is detached and argmax has no gradient.
@@ -24,18 +32,28 @@ class Metrics:
         self.count += n
 
     def results(self) -> dict[str, float]:
-        return metrics.results(self.loss_sum.item(), self.correct.item(), self.count)
+        grad_norm_sum = None if self.grad_norm_sum is None else self.grad_norm_sum.item()
+        return metrics.results(self.loss_sum.item(), self.correct.item(), self.count,
+                               grad_norm_sum, self.steps)
 
     def reset(self) -> None:
         self.loss_sum.zero_()
         self.correct.zero_()
-        self.count = 0
+        self.count = self.steps = 0
+        if self.grad_norm_sum is not None:
+            self.grad_norm_sum.zero_()
 
     def sums(self) -> dict[str, float]:
         """The raw running sums, exactly (for checkpoints)."""
-        return {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(), "count": self.count}
+        sums = {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(), "count": self.count}
+        if self.grad_norm_sum is not None:
+            sums.update(grad_norm_sum=self.grad_norm_sum.item(), steps=self.steps)
+        return sums
 
     def load_sums(self, sums: dict[str, float]) -> None:
         self.loss_sum.fill_(sums["loss_sum"])
         self.correct.fill_(int(sums["correct"]))
         self.count = int(sums["count"])
+        if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
+            self.grad_norm_sum.fill_(sums["grad_norm_sum"])
+            self.steps = int(sums["steps"])

@@ -317,7 +317,7 @@ def build_trainer(exp: Experiment, steps_per_epoch: int, callbacks: Iterable[Cal
     (or on ``backend``, already loaded)."""
     return Trainer(nn.preset(exp.model), exp.optimizer_spec(steps_per_epoch),
                    backend=backend or exp.backend, device=exp.device, dtype=exp.dtype,
-                   seed=exp.seed, callbacks=callbacks)
+                   seed=exp.seed, callbacks=callbacks, track_grad_norm=exp.tensorboard)
 
 
 def run_experiment(exp: Experiment, *, resume: bool = False) -> tuple[Trainer, Path]:

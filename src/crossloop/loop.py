@@ -48,6 +48,8 @@ class Trainer:
     ``$CROSSLOOP_BACKEND``) or a backend object from :func:`crossloop.get_backend`.
     Initial parameters are drawn by crossloop from ``seed`` unless ``params``
     are given, so every backend starts from the same weights.
+    ``track_grad_norm=True`` adds the mean global gradient norm (before
+    clipping) to each epoch's logs as ``grad_norm``, at the cost of one norm per step.
     """
 
     def __init__(self, spec: nn.Sequential, optimizer: optim_lib.Optimizer, *,
@@ -55,7 +57,8 @@ class Trainer:
                  loss: str | losses.Loss = "cross_entropy", dtype: str = "float32",
                  seed: int = 0, init: str = "torch",
                  params: Mapping[str, np.ndarray] | None = None,
-                 callbacks: Iterable[Callback] = (), **backend_options: Any):
+                 callbacks: Iterable[Callback] = (), track_grad_norm: bool = False,
+                 **backend_options: Any):
         self.backend = (backend if backend is not None and not isinstance(backend, str)
                         else get_backend(backend, device=device, **backend_options))
         self.spec, self.dtype, self.seed = spec, dtype, seed
@@ -66,7 +69,7 @@ class Trainer:
             params = nn.init_params(spec, seed, init=init, dtype=dtype)
         self.model = self.backend.build_model(spec, params, dtype)
         self.optimizer = self.backend.build_optimizer(optimizer, self.model)
-        self.train_metrics = self.backend.metrics()
+        self.train_metrics = self.backend.metrics(grad_norm=track_grad_norm)
         self.eval_metrics = self.backend.metrics()
         self.callbacks = list(callbacks)
         self.step = 0          # optimizer steps taken
@@ -120,9 +123,12 @@ class Trainer:
         results = self.backend.metric_results(self.train_metrics)
         self.backend.reset_metrics(self.train_metrics)
         self.epoch, self.batch = self.epoch + 1, 0
-        return {"epoch": self.epoch, "loss": results["loss"], "accuracy": results["accuracy"],
+        logs = {"epoch": self.epoch, "loss": results["loss"], "accuracy": results["accuracy"],
                 "lr": self.lr, "seconds": seconds,
                 "samples_per_second": samples / seconds if seconds else float("nan")}
+        if "grad_norm" in results:
+            logs["grad_norm"] = results["grad_norm"]
+        return logs
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on a NumPy batch, at the scheduled learning rate."""

@@ -7,7 +7,9 @@ reads them once per epoch or logging interval:
 - ``loss``: mean of the per-batch loss weighted by batch size,
 - ``accuracy``: fraction of samples whose arg-max logit equals the label
   (only for class-label targets),
-- ``count``: samples seen since the last reset.
+- ``count``: samples seen since the last reset,
+- ``grad_norm`` (only when asked for, ``backend.metrics(grad_norm=True)``): the
+  mean global gradient norm per step, before clipping.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from __future__ import annotations
 NAMES = ("loss", "accuracy")
 
 
-def results(loss_sum: float, correct: float, count: int) -> dict[str, float]:
+def results(loss_sum: float, correct: float, count: int, grad_norm_sum: float | None = None,
+            steps: int = 0) -> dict[str, float]:
     """Turn the running sums into the reported metrics (NaN before any sample)."""
-    if count == 0:
-        return {"loss": float("nan"), "accuracy": float("nan"), "count": 0}
-    return {"loss": loss_sum / count, "accuracy": correct / count, "count": int(count)}
+    nan = float("nan")
+    out = ({"loss": nan, "accuracy": nan, "count": 0} if count == 0 else
+           {"loss": loss_sum / count, "accuracy": correct / count, "count": int(count)})
+    if grad_norm_sum is not None:
+        out["grad_norm"] = grad_norm_sum / steps if steps else nan
+    return out
