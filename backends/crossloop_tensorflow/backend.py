@@ -15,13 +15,14 @@ import tensorflow as tf
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError
+from crossloop.metrics import AccumulatorPhases
 
 from . import model as model_lib
 from . import optimizers
 from .metrics import Metrics
 
 
-class TensorFlowBackend:
+class TensorFlowBackend(AccumulatorPhases):
     """crossloop's loop phases in TensorFlow.
 
     ``compile=True`` (default) runs the fused ``train_step``/``eval_step`` as
@@ -131,28 +132,9 @@ class TensorFlowBackend:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return optimizer, model
 
-    # -- metrics --------------------------------------------------------------
+    # -- metrics (update/results/reset/sums: crossloop.metrics.AccumulatorPhases) --
     def metrics(self, grad_norm: bool = False) -> Metrics:
         return Metrics(self._device, grad_norm)
-
-    def update_metrics(self, metrics: Metrics, loss: tf.Tensor, logits: tf.Tensor,
-                       y: tf.Tensor) -> Metrics:
-        metrics.update(loss, logits, y)
-        return metrics
-
-    def metric_results(self, metrics: Metrics) -> dict[str, float]:
-        return metrics.results()
-
-    def reset_metrics(self, metrics: Metrics) -> Metrics:
-        metrics.reset()
-        return metrics
-
-    def metric_sums(self, metrics: Metrics) -> dict[str, float]:
-        return metrics.sums()
-
-    def set_metric_sums(self, metrics: Metrics, sums: Mapping[str, float]) -> Metrics:
-        metrics.load_sums(dict(sums))
-        return metrics
 
     # -- fused steps ----------------------------------------------------------
     def train_step(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,

@@ -16,13 +16,14 @@ import torch.nn.functional as F
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError
+from crossloop.metrics import AccumulatorPhases
 
 from . import model as model_lib
 from . import optimizers
 from .metrics import Metrics
 
 
-class TorchBackend:
+class TorchBackend(AccumulatorPhases):
     """crossloop's loop phases in PyTorch.
 
     ``compile=True`` runs the model through ``torch.compile`` in the fused
@@ -136,28 +137,9 @@ class TorchBackend:
         optimizer.zero_grad(set_to_none=True)
         return optimizer, model
 
-    # -- metrics --------------------------------------------------------------
+    # -- metrics (update/results/reset/sums: crossloop.metrics.AccumulatorPhases) --
     def metrics(self, grad_norm: bool = False) -> Metrics:
         return Metrics(self._device, grad_norm)
-
-    def update_metrics(self, metrics: Metrics, loss: torch.Tensor, logits: torch.Tensor,
-                       y: torch.Tensor) -> Metrics:
-        metrics.update(loss, logits, y)
-        return metrics
-
-    def metric_results(self, metrics: Metrics) -> dict[str, float]:
-        return metrics.results()
-
-    def reset_metrics(self, metrics: Metrics) -> Metrics:
-        metrics.reset()
-        return metrics
-
-    def metric_sums(self, metrics: Metrics) -> dict[str, float]:
-        return metrics.sums()
-
-    def set_metric_sums(self, metrics: Metrics, sums: Mapping[str, float]) -> Metrics:
-        metrics.load_sums(dict(sums))
-        return metrics
 
     # -- fused steps ----------------------------------------------------------
     def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
