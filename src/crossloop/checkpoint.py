@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from . import nn
 from .callbacks import Callback
+from .files import atomic_write
 
 FORMAT = "crossloop.checkpoint/1"
 _SECTIONS = ("params", "optimizer")
@@ -84,19 +84,9 @@ def save(path: str | os.PathLike, trainer) -> Path | None:
 def write(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
     """Write tensors + JSON metadata to ``path`` via a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = _safetensors().save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                                metadata={"crossloop": json.dumps(meta, allow_nan=True)})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 

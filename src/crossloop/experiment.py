@@ -40,7 +40,8 @@ from .backend import DEVICES, Backend, BackendError, choose_backend_name, get_ba
 from .callbacks import Callback, EarlyStopping, NonFiniteError, NonFiniteGuard
 from .checkpoint import CheckpointCallback, CheckpointError, restore
 from .data import Batches, Dataset, DatasetNotFoundError, load_dataset, load_tfds
-from .data.sources import MIRRORS, _atomic_write
+from .data.sources import MIRRORS
+from .files import atomic_write
 from .loop import Interrupted, Trainer
 
 DATA_SOURCES = ("idx", "tfds")
@@ -380,7 +381,7 @@ def _have(module: str, extra: str) -> bool:
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as indented JSON, atomically (a crash leaves the old file)."""
     data = (json.dumps(value, indent=2) + "\n").encode()
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 class HistoryFile(Callback):

@@ -22,10 +22,9 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..files import atomic_write
 from .idx import read_idx
 
 __all__ = [
@@ -249,24 +249,7 @@ def _read_npz(path: Path) -> list[np.ndarray] | None:
 def _write_npz(path: Path, arrays: list[np.ndarray]) -> None:
     """Write the decoded cache atomically; silently skip if the cache is not writable."""
     with contextlib.suppress(OSError):
-        _atomic_write(path, lambda f: np.savez(f, **dict(zip(FILES, arrays, strict=True))))
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object], suffix: str = ".tmp") -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, then rename it into place.
-
-    The temp file is opened read-write, and deleted if ``write`` raises.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=suffix)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached data is not secret
-        with os.fdopen(fd, "w+b") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda f: np.savez(f, **dict(zip(FILES, arrays, strict=True))))
 
 
 def _download(name: str, folder: Path) -> list[str]:
@@ -283,7 +266,7 @@ def _download(name: str, folder: Path) -> list[str]:
         for mirror in MIRRORS[name]:
             url = mirror + f + ".gz"
             try:
-                _atomic_write(folder / (f + ".gz"), partial(_fetch, url, kind, md5), suffix=".part")
+                atomic_write(folder / (f + ".gz"), partial(_fetch, url, kind, md5), suffix=".part")
                 break
             except ChecksumError as e:
                 bad.append(e)

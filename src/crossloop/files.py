@@ -1,0 +1,27 @@
+"""Atomic file writes shared by the data cache, run files and checkpoints."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], suffix: str = ".tmp") -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, then rename it into place.
+
+    The temp file is opened read-write, and deleted if ``write`` raises.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=suffix)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cached data is not secret
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
