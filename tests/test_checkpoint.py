@@ -13,7 +13,8 @@ import pytest
 
 import crossloop
 from crossloop import checkpoint, nn, optim
-from crossloop.checkpoint import CheckpointCallback, CheckpointError
+from crossloop.callbacks import CheckpointCallback
+from crossloop.checkpoint import CheckpointError
 from crossloop.data import Batches
 
 OPT = optim.Adam(optim.Cosine(3e-3, 40, warmup_steps=5), clip_norm=1.0)
@@ -49,7 +50,7 @@ def test_resume_mid_epoch_is_bitwise_exact(backend, tmp_path):
     first.fit(data, epochs=1)
     for x, y in list(data.epoch(1))[:4]:   # stop in the middle of epoch 2
         first.train_batch(x, y)
-    path = checkpoint.save(tmp_path / "last.safetensors", first)
+    path = checkpoint.save(tmp_path / "last.safetensors", first.state_dict())
 
     resumed = make(backend)
     checkpoint.restore(resumed, path)
@@ -57,6 +58,29 @@ def test_resume_mid_epoch_is_bitwise_exact(backend, tmp_path):
     history = resumed.fit(data, epochs=3)
     assert_params_equal(resumed.params(), straight.params())
     assert [h["loss"] for h in history] == [h["loss"] for h in straight.history]
+
+
+def test_state_dict_mid_epoch_loads_into_a_fresh_trainer_bitwise(backend):
+    """Trainer.state_dict() is the whole run state: no checkpoint file needed to resume."""
+    data = tiny_data()
+    straight = make(backend)
+    straight.fit(data, epochs=2)
+
+    first = make(backend, callbacks=[crossloop.EarlyStopping("loss", patience=5)])
+    first.fit(data, epochs=1)
+    for x, y in list(data.epoch(1))[:3]:
+        first.train_batch(x, y)
+    state = first.state_dict()
+    assert (state["step"], state["epoch"], state["batch"]) == (13, 1, 3)
+    assert state["callbacks"]["EarlyStopping"] == {"best": first.history[0]["loss"], "wait": 0}
+
+    fresh = make(backend, callbacks=[crossloop.EarlyStopping("loss", patience=5)])
+    fresh.load_state_dict(state)
+    assert fresh.callbacks[0].best.value == first.history[0]["loss"]
+    fresh.fit(data, epochs=2)
+    assert_params_equal(fresh.params(), straight.params())
+    assert fresh.history == [{**h, "seconds": f["seconds"], "samples_per_second": f["samples_per_second"]}
+                             for h, f in zip(straight.history, fresh.history)]
 
 
 def test_resume_on_the_other_backend_matches_within_float32_tolerance(tmp_path):
@@ -67,7 +91,7 @@ def test_resume_on_the_other_backend_matches_within_float32_tolerance(tmp_path):
     straight.fit(data, epochs=2)
     first = make("torch", device="cpu")
     first.fit(data, epochs=1)
-    path = checkpoint.save(tmp_path / "torch.safetensors", first)
+    path = checkpoint.save(tmp_path / "torch.safetensors", first.state_dict())
     moved = make("tensorflow", device="cpu")
     checkpoint.restore(moved, path)
     assert moved.backend.name == "tensorflow" and moved.step == 10
@@ -82,16 +106,16 @@ def test_callback_writes_last_and_best(backend, tmp_path):
     trainer = make(backend, callbacks=[cb])
     trainer.fit(data, data, epochs=2)
     last, best = checkpoint.load(tmp_path / "last.safetensors"), checkpoint.load(tmp_path / "best.safetensors")
-    assert last.meta["step"] == 20 and last.meta["backend"] == backend.name
-    assert best.meta["epoch"] in (1, 2)
-    assert set(last.optimizer) == {f"{k}.{s}" for k in nn.lenet5().param_shapes()
+    assert last["step"] == 20 and last["backend"] == backend.name
+    assert best["epoch"] in (1, 2)
+    assert set(last["optimizer"]) == {f"{k}.{s}" for k in nn.lenet5().param_shapes()
                                    for s in ("exp_avg", "exp_avg_sq")}
     assert cb.state_dict()["best"] == min(h["loss"] for h in trainer.history)
 
 
 def test_wrong_model_names_first_mismatched_tensor(backend, tmp_path):
     trainer = crossloop.Trainer(nn.mlp(hidden=128), OPT, backend=backend)
-    path = checkpoint.save(tmp_path / "mlp128.safetensors", trainer)
+    path = checkpoint.save(tmp_path / "mlp128.safetensors", trainer.state_dict())
     other = crossloop.Trainer(nn.mlp(hidden=64), OPT, backend=backend)
     with pytest.raises(CheckpointError, match=r"'1.weight' has shape \(128, 784\), the model expects \(64, 784\)"):
         checkpoint.restore(other, path)
@@ -119,20 +143,20 @@ def test_failed_write_leaves_previous_checkpoint(backend, tmp_path, monkeypatch)
     data = tiny_data()
     trainer = make(backend)
     trainer.fit(data, epochs=1)
-    path = checkpoint.save(tmp_path / "last.safetensors", trainer)
-    before = checkpoint.load(path).params
+    path = checkpoint.save(tmp_path / "last.safetensors", trainer.state_dict())
+    before = checkpoint.load(path)["model"]
     trainer.fit(data, epochs=2)
 
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
-        checkpoint.save(path, trainer)
+        checkpoint.save(path, trainer.state_dict())
     monkeypatch.undo()
     after = checkpoint.load(path)
-    assert after.meta["step"] == 10
-    assert_params_equal(after.params, before)
+    assert after["step"] == 10
+    assert_params_equal(after["model"], before)
     assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temp file left
 
 
@@ -145,8 +169,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(backend, tmp_path)
     with pytest.raises(crossloop.NonFiniteError, match=r"at step 1[3-9]"):
         trainer.fit(data, epochs=5)
     last = checkpoint.load(tmp_path / "last.safetensors")
-    assert 12 <= last.meta["step"] < trainer.step
-    assert all(np.isfinite(v).all() for v in last.params.values())
+    assert 12 <= last["step"] < trainer.step
+    assert all(np.isfinite(v).all() for v in last["model"].values())
 
 
 def test_early_stopping(backend):
@@ -174,7 +198,7 @@ CHILD = textwrap.dedent("""
             if mode == "interrupt":
                 time.sleep(0.2)
 
-    cb = checkpoint.CheckpointCallback(out)
+    cb = crossloop.callbacks.CheckpointCallback(out)
     trainer = crossloop.Trainer(nn.lenet5(), optim.Adam(optim.Cosine(3e-3, 60)), backend=backend,
                                 device="cpu", seed=2, callbacks=[cb, Slow()])
     if mode == "resume":
@@ -207,7 +231,7 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_exact(backend, tmp_path):
     assert child.returncode == 143, err
     stopped_at = int(out.strip().splitlines()[-1].split()[-1])
     assert 20 < stopped_at < 40, out
-    assert checkpoint.load(tmp_path / "b" / "last.safetensors").meta["step"] == stopped_at
+    assert checkpoint.load(tmp_path / "b" / "last.safetensors")["step"] == stopped_at
 
     resumed = run(tmp_path / "b", "resume")
     assert resumed.returncode == 0, resumed.stderr

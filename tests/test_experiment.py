@@ -1,4 +1,5 @@
-"""Tests for crossloop.experiment: settings from flags and files, and `crossloop train` end to end.
+"""Experiments: settings from flags and files (crossloop.experiment), the run they make
+(crossloop.runner) and `crossloop train` end to end.
 
 The end-to-end runs use tiny generated IDX files, so they need no real data.
 """
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 
 import crossloop
-from crossloop import cli, optim
+from crossloop import commands, optim
 from crossloop.data import write_idx
 from crossloop.data.sources import FILES
-from crossloop.experiment import (ConfigError, Experiment, add_arguments, load_data,
-                                  output_dir)
+from crossloop.commands import options
+from crossloop.commands.train import add_arguments
+from crossloop.experiment import ConfigError, Experiment
+from crossloop.runner import load_data, output_dir
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -51,7 +54,7 @@ def test_defaults_are_the_example_script_s():
 
 def test_help_lists_every_setting_with_its_default(capsys):
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["train", "--help"])
+        commands.main(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     parser = argparse.ArgumentParser()
@@ -67,7 +70,7 @@ def test_help_lists_every_setting_with_its_default(capsys):
 def test_flags_override_a_toml_file(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('model = "mlp"\nepochs = 3\nlr = 0.01\nschedule = "constant"\n')
-    exp = Experiment.from_args(parse("--config", str(path), "--epochs", "1"))
+    exp = options.settings(parse("--config", str(path), "--epochs", "1"))
     assert (exp.model, exp.epochs, exp.lr, exp.schedule) == ("mlp", 1, 0.01, "constant")
     assert exp.batch_size == Experiment().batch_size  # neither file nor flag: the default
 
@@ -75,7 +78,7 @@ def test_flags_override_a_toml_file(tmp_path):
 def test_json_file_with_dashed_keys_and_an_int_for_a_float(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"batch-size": 32, "lr": 1, "clip_norm": 2}))
-    exp = Experiment.from_args(parse("--config", str(path)))
+    exp = options.settings(parse("--config", str(path)))
     assert (exp.batch_size, exp.lr, exp.clip_norm) == (32, 1.0, 2.0)
     assert isinstance(exp.lr, float)
 
@@ -84,11 +87,11 @@ def test_unknown_keys_are_named_with_the_valid_ones(tmp_path, capsys):
     path = tmp_path / "run.toml"
     path.write_text("lrate = 0.1\nepoch = 3\n")
     with pytest.raises(ConfigError) as error:
-        Experiment.from_args(parse("--config", str(path)))
+        options.settings(parse("--config", str(path)))
     message = str(error.value)
     assert str(path) in message and "'lrate', 'epoch'" in message
     assert "valid keys: dataset, data_source" in message and "batch_size" in message
-    assert cli.main(["train", "--config", str(path)]) == 2
+    assert commands.main(["train", "--config", str(path)]) == 2
     assert "unknown settings 'lrate', 'epoch'" in capsys.readouterr().err
 
 
@@ -158,7 +161,7 @@ def test_crossloop_train_end_to_end(backend, tiny_mnist, tmp_path, capsys):
     argv = ["train", "--data-dir", str(tiny_mnist), "--model", "mlp", "--epochs", "2",
             "--batch-size", "32", "--backend", backend.name, "--device", "cpu",
             "--out-dir", str(out)]
-    assert cli.main(argv) == 0
+    assert commands.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     epoch_lines = [line for line in lines if line.startswith(f"[{backend.name}] epoch")]
     assert len(epoch_lines) == 2  # not a terminal: one plain line per epoch
@@ -173,7 +176,7 @@ def test_crossloop_train_end_to_end(backend, tiny_mnist, tmp_path, capsys):
 
     # config.json reruns the same experiment: same batches, same weights, same numbers
     again = tmp_path / "again"
-    assert cli.main(["train", "--config", str(out / "config.json"), "--out-dir", str(again),
+    assert commands.main(["train", "--config", str(out / "config.json"), "--out-dir", str(again),
                      "--no-plot", "--no-tensorboard"]) == 0
     rerun = json.loads((again / "history.json").read_text())
     keys = ("loss", "accuracy", "lr", "test_loss", "test_accuracy")
@@ -182,7 +185,7 @@ def test_crossloop_train_end_to_end(backend, tiny_mnist, tmp_path, capsys):
 
 
 def test_missing_data_is_reported_not_raised(tmp_path, capsys):
-    code = cli.main(["train", "--data-dir", str(tmp_path / "nothing"), "--out-dir",
+    code = commands.main(["train", "--data-dir", str(tmp_path / "nothing"), "--out-dir",
                      str(tmp_path / "run")])
     assert code == 1
     assert str(tmp_path / "nothing") in capsys.readouterr().err
@@ -191,24 +194,24 @@ def test_missing_data_is_reported_not_raised(tmp_path, capsys):
 def test_sigterm_then_resume_from_the_command_line(backend, tiny_mnist, tmp_path, monkeypatch, capsys):
     import signal
 
-    from crossloop import experiment
+    from crossloop import runner
 
     common = ["--data-dir", str(tiny_mnist), "--model", "mlp", "--epochs", "2", "--batch-size", "32",
               "--backend", backend.name, "--device", "cpu", "--no-plot", "--no-tensorboard"]
-    assert cli.main(["train", *common, "--out-dir", str(tmp_path / "straight")]) == 0
+    assert commands.main(["train", *common, "--out-dir", str(tmp_path / "straight")]) == 0
 
     class TermAtStep3(crossloop.Callback):
         def on_batch_end(self, trainer):
             if trainer.step == 3:
                 signal.raise_signal(signal.SIGTERM)
 
-    build = experiment.build_callbacks
-    monkeypatch.setattr(experiment, "build_callbacks", lambda *a: [*build(*a), TermAtStep3()])
+    build = runner.build_callbacks
+    monkeypatch.setattr(runner, "build_callbacks", lambda *a: [*build(*a), TermAtStep3()])
     out = tmp_path / "stopped"
-    assert cli.main(["train", *common, "--out-dir", str(out)]) == 143
+    assert commands.main(["train", *common, "--out-dir", str(out)]) == 143
     assert f"crossloop train --resume {out}" in capsys.readouterr().err
     monkeypatch.undo()
-    assert cli.main(["train", "--resume", str(out)]) == 0
+    assert commands.main(["train", "--resume", str(out)]) == 0
     assert "resuming" in capsys.readouterr().out
     straight = json.loads((tmp_path / "straight" / "history.json").read_text())
     resumed = json.loads((out / "history.json").read_text())
@@ -219,5 +222,5 @@ def test_sigterm_then_resume_from_the_command_line(backend, tiny_mnist, tmp_path
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
-    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 2
+    assert commands.main(["train", "--resume", str(tmp_path / "run")]) == 2
     assert "nothing to resume" in capsys.readouterr().err

@@ -56,16 +56,18 @@ def test_schedule_is_written_before_each_step(backend):
     assert seen == [0.1, 0.1, 0.05, 0.05]
 
 
-def test_stop_training_ends_fit(backend):
+def test_stop_ends_fit(backend):
     images, labels = tiny_data(32)
 
     class StopAfterTwo(crossloop.Callback):
         def on_batch_end(self, trainer):
-            trainer.stop_training = trainer.step >= 2
+            if trainer.step >= 2:
+                trainer.stop("two steps are enough")
 
     trainer = crossloop.Trainer(nn.mlp(), optim.SGD(0.1), backend=backend, callbacks=[StopAfterTwo()])
     trainer.fit(Batches(images, labels, 8), epochs=3)
     assert (trainer.step, trainer.epoch, trainer.batch) == (2, 0, 2)
+    assert trainer.stop_reason == "two steps are enough"
 
 
 def test_fit_function_runs_on_named_backend(backend):

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
-from crossloop import cli  # noqa: E402
+from crossloop import commands  # noqa: E402
 from crossloop.plots import plot_runs, read_run  # noqa: E402
 
 
@@ -51,16 +51,16 @@ def test_compare_command_writes_one_figure(tmp_path, capsys):
     a = make_run(tmp_path / "a", "torch", [0.5, 0.3])
     b = make_run(tmp_path / "b", "tensorflow", [0.5, 0.31])
     out = tmp_path / "cmp.png"
-    assert cli.main(["compare", str(a), str(b), "--out", str(out)]) == 0
+    assert commands.main(["compare", str(a), str(b), "--out", str(out)]) == 0
     assert imread(out).ndim == 3
     assert str(out) in capsys.readouterr().out
 
 
 def test_compare_needs_two_runs_that_exist(tmp_path, capsys):
     a = make_run(tmp_path / "a", "torch", [0.5])
-    assert cli.main(["compare", str(a), "--out", str(tmp_path / "x.png")]) == 2
+    assert commands.main(["compare", str(a), "--out", str(tmp_path / "x.png")]) == 2
     assert "two or more runs" in capsys.readouterr().err
-    assert cli.main(["compare", str(a), str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
+    assert commands.main(["compare", str(a), str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "history.json" in err
     assert not (tmp_path / "x.png").exists()

@@ -1,4 +1,4 @@
-"""Tests for crossloop.progress: a live bar on a terminal, one plain line per epoch elsewhere."""
+"""Tests for crossloop.callbacks.progress: a live bar on a terminal, one plain line per epoch elsewhere."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import crossloop
 from crossloop import nn, optim
 from crossloop.callbacks import Callback, EpochLogger
 from crossloop.data import Batches
-from crossloop.progress import ProgressBar, progress_callback
+from crossloop.callbacks.progress import ProgressBar, progress_callback
 
 EPOCHS = 2
 

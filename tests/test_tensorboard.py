@@ -1,4 +1,4 @@
-"""Tests for crossloop.tensorboard: event files TensorBoard's own reader reads back.
+"""Tests for crossloop.callbacks.tensorboard: event files TensorBoard's own reader reads back.
 
 The torch run happens in a fresh interpreter so that "TensorFlow was not
 imported" is a fact about that process alone, not about this test session.
@@ -25,7 +25,7 @@ import crossloop  # noqa: E402
 from crossloop import nn, optim  # noqa: E402
 from crossloop.callbacks import Callback  # noqa: E402
 from crossloop.data import Batches  # noqa: E402
-from crossloop.tensorboard import TensorBoard  # noqa: E402
+from crossloop.callbacks.tensorboard import TensorBoard  # noqa: E402
 
 # 96 samples in batches of 16: 6 steps an epoch; a step write every 2 steps.
 RUN = textwrap.dedent("""
@@ -34,7 +34,7 @@ RUN = textwrap.dedent("""
     import crossloop
     from crossloop import nn, optim
     from crossloop.data import Batches
-    from crossloop.tensorboard import TensorBoard
+    from crossloop.callbacks.tensorboard import TensorBoard
 
     def tiny(n):
         rng = np.random.default_rng(n)

@@ -9,7 +9,7 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from crossloop import cli  # noqa: E402
+from crossloop import commands  # noqa: E402
 from crossloop.backend import available_backends  # noqa: E402
 from crossloop.data import Batches, DatasetNotFoundError, load_tfds  # noqa: E402
 
@@ -42,7 +42,7 @@ def test_unknown_name_is_a_clear_error(tmp_path):
 def test_crossloop_train_with_tfds_source(tmp_path, capsys):
     out = tmp_path / "run"
     with tfds.testing.mock_data(num_examples=N):
-        code = cli.main(["train", "--data-source", "tfds", "--data-dir", str(tmp_path / "tfds"),
+        code = commands.main(["train", "--data-source", "tfds", "--data-dir", str(tmp_path / "tfds"),
                          "--model", "mlp", "--epochs", "1", "--batch-size", "16",
                          "--backend", available_backends()[0], "--device", "cpu",
                          "--out-dir", str(out), "--no-tensorboard", "--no-plot"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import crossloop
-from crossloop import checkpoint, get_backend, losses, nn, optim
+from crossloop import checkpoint, get_backend, losses, nn, optim, storage
 
 pytest.importorskip("safetensors")
 
@@ -78,7 +78,7 @@ def test_torch_tensorflow_torch_round_trip_is_exact_with_the_same_logits(tmp_pat
 
 def test_load_params_reads_the_params_of_a_checkpoint(tmp_path):
     params = nn.init_params(SPEC, 2)
-    checkpoint.write(tmp_path / "ckpt.safetensors",
+    storage.write(tmp_path / "ckpt.safetensors",
                      {**{f"params/{k}": v for k, v in params.items()},
                       "optimizer/4.bias.exp_avg": np.zeros(5)},
                      {"format": checkpoint.FORMAT, "spec": SPEC.describe()})

@@ -1,7 +1,7 @@
 """The TensorFlow backend: ``tf.GradientTape`` for gradients, ``apply_gradients`` to apply them.
 
 Methods appear in the same order as in crossloop_torch/backend.py, so the two
-files read side by side.
+files read side by side; what both share is in ``crossloop.backend.BaseBackend``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import keras
 import tensorflow as tf
 
 from crossloop import losses, nn, optim
-from crossloop.backend import BackendError
-from crossloop.metrics import AccumulatorPhases
+from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
 
 from . import model as model_lib
 from . import optimizers
 from .metrics import Metrics
 
 
-class TensorFlowBackend(AccumulatorPhases):
+class TensorFlowBackend(BaseBackend):
     """crossloop's loop phases in TensorFlow.
 
     ``compile=True`` (default) runs the fused ``train_step``/``eval_step`` as
@@ -55,39 +54,12 @@ class TensorFlowBackend(AccumulatorPhases):
             model = model_lib.build(spec, dtype)
         return self.set_params(model, params)
 
-    def get_params(self, model: keras.Model) -> dict[str, np.ndarray]:
-        return {name: model_lib.to_canonical(name, model, self.to_numpy(variable))
-                for name, variable in model_lib.param_table(model)}
-
-    def set_params(self, model: keras.Model, params: Mapping[str, np.ndarray]) -> keras.Model:
-        table = model_lib.param_table(model)
-        expected = {name: model_lib.to_canonical(name, model, np.empty(v.shape)).shape
-                    for name, v in table}
-        nn.check_params(expected, dict(params))
-        for name, variable in table:
-            value = model_lib.to_native(name, model, np.asarray(params[name]))
-            variable.assign(np.ascontiguousarray(value))
-        return model
-
-    def build_optimizer(self, spec: optim.Optimizer, model: keras.Model) -> keras.optimizers.Optimizer:
+    def build_optimizer(self, spec: optim.Optimizer, model: keras.Model) -> NativeOptimizer:
         with tf.device(self._device):
-            return optimizers.build(spec, model.trainable_variables)
+            return NativeOptimizer(spec, optimizers.build(spec, model.trainable_variables))
 
-    def set_learning_rate(self, optimizer: keras.optimizers.Optimizer, lr: float) -> keras.optimizers.Optimizer:
-        optimizers.set_learning_rate(optimizer, lr)
-        return optimizer
-
-    def get_optimizer_state(self, optimizer: keras.optimizers.Optimizer, model: keras.Model) -> dict[str, np.ndarray]:
-        state = optimizers.get_state(optimizer, model_lib.param_table(model))
-        return {key: model_lib.to_canonical(key.rsplit(".", 1)[0], model, self.to_numpy(value))
-                for key, value in state.items()}
-
-    def set_optimizer_state(self, optimizer: keras.optimizers.Optimizer, model: keras.Model,
-                            state: Mapping[str, np.ndarray], step: int) -> keras.optimizers.Optimizer:
-        native = {key: np.ascontiguousarray(
-                      model_lib.to_native(key.rsplit(".", 1)[0], model, np.asarray(value)))
-                  for key, value in state.items()}
-        optimizers.set_state(optimizer, model_lib.param_table(model), native, step)
+    def set_learning_rate(self, optimizer: NativeOptimizer, lr: float) -> NativeOptimizer:
+        optimizers.set_learning_rate(optimizer.native, lr)
         return optimizer
 
     def to_device(self, array: np.ndarray) -> tf.Tensor:
@@ -121,31 +93,22 @@ class TensorFlowBackend(AccumulatorPhases):
             value = self.loss(loss, logits, y)
         return value, logits, tape.gradient(value, model.trainable_variables)
 
-    def canonical_gradients(self, model: keras.Model, grads: list[tf.Tensor]) -> dict[str, np.ndarray]:
-        names = {id(v): name for name, v in model_lib.param_table(model)}
-        return {names[id(v)]: model_lib.to_canonical(names[id(v)], model, self.to_numpy(g))
-                for v, g in zip(model.trainable_variables, grads)}
-
-    def apply_gradients(self, optimizer: keras.optimizers.Optimizer, model: keras.Model,
-                        grads: list[tf.Tensor]) -> tuple[keras.optimizers.Optimizer, keras.Model]:
+    def apply_gradients(self, optimizer: NativeOptimizer, model: keras.Model,
+                        grads: list[tf.Tensor]) -> tuple[NativeOptimizer, keras.Model]:
         grads = optimizers.clip_by_global_norm(grads, optimizer.clip_norm)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.native.apply_gradients(zip(grads, model.trainable_variables))
         return optimizer, model
 
-    # -- metrics (update/results/reset/sums: crossloop.metrics.AccumulatorPhases) --
+    # -- metrics (update/results/reset/sums: BaseBackend) -----------------------
     def metrics(self, grad_norm: bool = False) -> Metrics:
         return Metrics(self._device, grad_norm)
 
     # -- fused steps ----------------------------------------------------------
-    def train_step(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                   loss: losses.Loss, metrics: Metrics, x: tf.Tensor,
-                   y: tf.Tensor) -> tuple[keras.Model, keras.optimizers.Optimizer, Metrics]:
-        def step(x, y):
-            value, logits, grads = self.gradients(model, loss, x, y)
-            if metrics.grad_norm_sum is not None:
-                metrics.add_grad_norm(grads)
-            self.apply_gradients(optimizer, model, grads)
-            self.update_metrics(metrics, value, logits, y)
+    def train_step(self, model: keras.Model, optimizer: NativeOptimizer, loss: losses.Loss,
+                   metrics: Metrics, x: tf.Tensor,
+                   y: tf.Tensor) -> tuple[keras.Model, NativeOptimizer, Metrics]:
+        def step(x, y):  # BaseBackend's composition of the phases, traced into one graph
+            super(TensorFlowBackend, self).train_step(model, optimizer, loss, metrics, x, y)
 
         self._run(metrics, ("train", id(model), id(optimizer), loss), step, x, y)
         return model, optimizer, metrics
@@ -153,8 +116,7 @@ class TensorFlowBackend(AccumulatorPhases):
     def eval_step(self, model: keras.Model, loss: losses.Loss, metrics: Metrics,
                   x: tf.Tensor, y: tf.Tensor) -> Metrics:
         def step(x, y):
-            logits = self.forward(model, x, training=False)
-            self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
+            super(TensorFlowBackend, self).eval_step(model, loss, metrics, x, y)
 
         self._run(metrics, ("eval", id(model), loss), step, x, y)
         return metrics
@@ -182,6 +144,26 @@ class TensorFlowBackend(AccumulatorPhases):
                 traced = metrics.compiled[key].get_concrete_function(x, y)
                 metrics.compiled[signature] = traced
             traced(x, y)
+
+    # -- canonical layout (hooks of BaseBackend) --------------------------------
+    _to_canonical = staticmethod(model_lib.to_canonical)
+    _to_native = staticmethod(model_lib.to_native)
+    _param_table = staticmethod(model_lib.param_table)
+
+    def _trainable_names(self, model: keras.Model) -> list[str]:
+        names = {id(v): name for name, v in model_lib.param_table(model)}
+        return [names[id(v)] for v in model.trainable_variables]
+
+    @staticmethod
+    def _assign(variable: tf.Variable, value: np.ndarray) -> None:
+        variable.assign(value)
+
+    def _slots(self, optimizer: NativeOptimizer, model: keras.Model) -> dict[str, tf.Variable]:
+        return optimizers.get_state(optimizer.native, model_lib.param_table(model))
+
+    def _load_slots(self, optimizer: NativeOptimizer, model: keras.Model,
+                    state: dict[str, np.ndarray], step: int) -> None:
+        optimizers.set_state(optimizer.native, model_lib.param_table(model), state, step)
 
     # -- precision --------------------------------------------------------------
     @contextlib.contextmanager

@@ -23,7 +23,6 @@ class _CrossloopOptimizer(keras.optimizers.Optimizer):
     def __init__(self, spec: optim.Optimizer, name: str):
         super().__init__(learning_rate=self._current_lr, name=name)
         self.spec = spec
-        self.clip_norm = spec.clip_norm
         self.lr_variable = tf.Variable(spec.lr(0), dtype=tf.float64, trainable=False, name="lr")
 
     def _current_lr(self) -> tf.Variable:

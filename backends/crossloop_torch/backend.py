@@ -1,7 +1,7 @@
 """The PyTorch backend: autograd for gradients, ``optimizer.step()`` to apply them.
 
 Methods appear in the same order as in crossloop_tensorflow/backend.py, so the
-two files read side by side.
+two files read side by side; what both share is in ``crossloop.backend.BaseBackend``.
 """
 
 from __future__ import annotations
@@ -15,19 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from crossloop import losses, nn, optim
-from crossloop.backend import BackendError
-from crossloop.metrics import AccumulatorPhases
+from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
 
 from . import model as model_lib
 from . import optimizers
 from .metrics import Metrics
 
 
-class TorchBackend(AccumulatorPhases):
+class TorchBackend(BaseBackend):
     """crossloop's loop phases in PyTorch.
 
-    ``compile=True`` runs the model through ``torch.compile`` in the fused
-    ``train_step``/``eval_step``.
+    ``compile=True`` runs the model's forward pass through ``torch.compile``.
     """
 
     name = "torch"
@@ -52,37 +50,11 @@ class TorchBackend(AccumulatorPhases):
         model = model_lib.build(spec, dtype).to(self._device)
         return self.set_params(model, params)
 
-    def get_params(self, model: torch.nn.Module) -> dict[str, np.ndarray]:
-        return {name: model_lib.to_canonical(name, model, self.to_numpy(tensor))
-                for name, tensor in model_lib.param_table(model)}
+    def build_optimizer(self, spec: optim.Optimizer, model: torch.nn.Module) -> NativeOptimizer:
+        return NativeOptimizer(spec, optimizers.build(spec, list(model.parameters())))
 
-    def set_params(self, model: torch.nn.Module, params: Mapping[str, np.ndarray]) -> torch.nn.Module:
-        table = model_lib.param_table(model)
-        nn.check_params({name: tuple(t.shape) for name, t in table}, dict(params))
-        with torch.no_grad():
-            for name, tensor in table:
-                value = model_lib.to_native(name, model, np.asarray(params[name]))
-                tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
-        return model
-
-    def build_optimizer(self, spec: optim.Optimizer, model: torch.nn.Module) -> torch.optim.Optimizer:
-        return optimizers.build(spec, list(model.parameters()))
-
-    def set_learning_rate(self, optimizer: torch.optim.Optimizer, lr: float) -> torch.optim.Optimizer:
-        optimizers.set_learning_rate(optimizer, lr)
-        return optimizer
-
-    def get_optimizer_state(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> dict[str, np.ndarray]:
-        state = optimizers.get_state(optimizer, model_lib.param_table(model))
-        return {key: model_lib.to_canonical(key.rsplit(".", 1)[0], model, self.to_numpy(value))
-                for key, value in state.items()}
-
-    def set_optimizer_state(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
-                            state: Mapping[str, np.ndarray], step: int) -> torch.optim.Optimizer:
-        native = {key: torch.from_numpy(np.ascontiguousarray(
-                      model_lib.to_native(key.rsplit(".", 1)[0], model, np.asarray(value))))
-                  for key, value in state.items()}
-        optimizers.set_state(optimizer, model_lib.param_table(model), native, step)
+    def set_learning_rate(self, optimizer: NativeOptimizer, lr: float) -> NativeOptimizer:
+        optimizers.set_learning_rate(optimizer.native, lr)
         return optimizer
 
     def to_device(self, array: np.ndarray) -> torch.Tensor:
@@ -102,7 +74,7 @@ class TorchBackend(AccumulatorPhases):
         if model.training != training:  # train() walks every module: only on a change
             model.train(training)
         with torch.set_grad_enabled(training):
-            return model(x)
+            return self._runnable(model)(x)
 
     def loss(self, spec: losses.Loss, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if isinstance(spec, losses.CrossEntropy):
@@ -116,47 +88,52 @@ class TorchBackend(AccumulatorPhases):
         params = self._parameters(model)
         for p in params:
             p.grad = None
-        logits = self.forward(self._runnable(model), x, training=True)
+        logits = self.forward(model, x, training=True)
         value = self.loss(loss, logits, y)
         value.backward()
         return value, logits, [p.grad for p in params]
 
-    def canonical_gradients(self, model: torch.nn.Module, grads: list[torch.Tensor]) -> dict[str, np.ndarray]:
-        names = [name for name, _ in model.named_parameters()]
-        return {name: model_lib.to_canonical(name, model, self.to_numpy(g))
-                for name, g in zip(names, grads)}
-
-    def apply_gradients(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module,
-                        grads: list[torch.Tensor]) -> tuple[torch.optim.Optimizer, torch.nn.Module]:
+    def apply_gradients(self, optimizer: NativeOptimizer, model: torch.nn.Module,
+                        grads: list[torch.Tensor]) -> tuple[NativeOptimizer, torch.nn.Module]:
         params = self._parameters(model)
         for p, g in zip(params, grads):
             if p.grad is not g:  # after gradients() they are the same tensors already
                 p.grad = g
         optimizers.clip_by_global_norm(params, optimizer.clip_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.native.step()
+        optimizer.native.zero_grad(set_to_none=True)
         return optimizer, model
 
-    # -- metrics (update/results/reset/sums: crossloop.metrics.AccumulatorPhases) --
+    # -- metrics (update/results/reset/sums: BaseBackend) -----------------------
     def metrics(self, grad_norm: bool = False) -> Metrics:
         return Metrics(self._device, grad_norm)
 
     # -- fused steps ----------------------------------------------------------
-    def train_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   loss: losses.Loss, metrics: Metrics, x: torch.Tensor,
-                   y: torch.Tensor) -> tuple[torch.nn.Module, torch.optim.Optimizer, Metrics]:
-        value, logits, grads = self.gradients(model, loss, x, y)
-        if metrics.grad_norm_sum is not None:
-            metrics.add_grad_norm(grads)
-        optimizer, model = self.apply_gradients(optimizer, model, grads)
-        return model, optimizer, self.update_metrics(metrics, value, logits, y)
-
     def eval_step(self, model: torch.nn.Module, loss: losses.Loss, metrics: Metrics,
                   x: torch.Tensor, y: torch.Tensor) -> Metrics:
-        model.eval()
-        with torch.inference_mode():
-            logits = self._runnable(model)(x)
-            return self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
+        with torch.inference_mode():  # no autograd bookkeeping at all (BaseBackend's step)
+            return super().eval_step(model, loss, metrics, x, y)
+
+    # -- canonical layout (hooks of BaseBackend) --------------------------------
+    _to_canonical = staticmethod(model_lib.to_canonical)
+    _to_native = staticmethod(model_lib.to_native)
+    _param_table = staticmethod(model_lib.param_table)
+
+    def _trainable_names(self, model: torch.nn.Module) -> list[str]:
+        return [name for name, _ in model.named_parameters()]
+
+    @staticmethod
+    def _assign(tensor: torch.Tensor, value: np.ndarray) -> None:
+        with torch.no_grad():
+            tensor.copy_(torch.from_numpy(value))
+
+    def _slots(self, optimizer: NativeOptimizer, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return optimizers.get_state(optimizer, model_lib.param_table(model))
+
+    def _load_slots(self, optimizer: NativeOptimizer, model: torch.nn.Module,
+                    state: dict[str, np.ndarray], step: int) -> None:
+        optimizers.set_state(optimizer, model_lib.param_table(model),
+                             {key: torch.from_numpy(value) for key, value in state.items()}, step)
 
     def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:
         """``model.parameters()``, listed once per model: walking the module tree

@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from crossloop import optim
+from crossloop.backend import NativeOptimizer
 
 
 def build(spec: optim.Optimizer, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    """The native optimizer for ``spec``, carrying ``clip_norm`` for the step."""
+    """The stock ``torch.optim`` optimizer computing ``spec``'s formula."""
     lr = spec.lr(0)
     if isinstance(spec, optim.SGD):
         native = torch.optim.SGD(params, lr=lr, momentum=spec.momentum,
@@ -27,8 +28,6 @@ def build(spec: optim.Optimizer, params: list[torch.Tensor]) -> torch.optim.Opti
                                   weight_decay=spec.weight_decay)
     else:
         raise TypeError(f"the torch backend has no optimizer for {spec!r}")
-    native.crossloop_spec = spec
-    native.clip_norm = spec.clip_norm
     return native
 
 
@@ -38,26 +37,26 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def get_state(optimizer: torch.optim.Optimizer,
+def get_state(optimizer: NativeOptimizer,
               table: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Slot tensors by ``"<param>.<slot>"`` (zeros for slots not yet created)."""
     state = {}
     for name, param in table:
-        held = optimizer.state.get(param, {})
-        for slot in optim.slots(optimizer.crossloop_spec):
+        held = optimizer.native.state.get(param, {})
+        for slot in optim.slots(optimizer.spec):
             state[f"{name}.{slot}"] = held.get(slot, torch.zeros_like(param))
     return state
 
 
-def set_state(optimizer: torch.optim.Optimizer, table: list[tuple[str, torch.Tensor]],
+def set_state(optimizer: NativeOptimizer, table: list[tuple[str, torch.Tensor]],
               state: dict[str, torch.Tensor], step: int) -> None:
     """Load slot tensors and the step count, as ``optimizer.step()`` would have left them."""
-    slots = optim.slots(optimizer.crossloop_spec)
+    slots = optim.slots(optimizer.spec)
     for name, param in table:
         held = {slot: state[f"{name}.{slot}"].to(param) for slot in slots}
         if "exp_avg" in slots:  # torch's Adam/AdamW keep a float step per parameter
             held["step"] = torch.tensor(float(step))
-        optimizer.state[param] = held
+        optimizer.native.state[param] = held
 
 
 def clip_by_global_norm(params: list[torch.Tensor], max_norm: float | None) -> None:

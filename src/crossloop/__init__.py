@@ -17,11 +17,13 @@ __version__ = "0.1.0"
 # public name -> the submodule that defines it ("" for the submodules themselves)
 _EXPORTS = {
     "callbacks": "", "data": "", "losses": "", "metrics": "", "nn": "", "optim": "",
+    "parity": "", "testing": "",
     "Backend": "backend", "BackendError": "backend", "BackendNotInstalledError": "backend",
+    "BaseBackend": "backend", "NativeOptimizer": "backend",
     "available_backends": "backend", "get_backend": "backend",
     "Callback": "callbacks", "EarlyStopping": "callbacks", "EpochLogger": "callbacks",
     "NonFiniteError": "callbacks", "NonFiniteGuard": "callbacks",
-    "Interrupted": "loop", "Trainer": "loop", "fit": "loop",
+    "Interrupted": "trainer", "Trainer": "trainer", "fit": "trainer",
     "load_params": "weights", "save_params": "weights",
 }
 

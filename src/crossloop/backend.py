@@ -1,9 +1,17 @@
-"""The backend protocol (the neutral loop API) and the backend registry.
+"""The backend protocol (the neutral loop API), the base class backends share, and
+the backend registry.
 
 A backend is one framework's implementation of the loop phases. Backends are
 found through the ``crossloop.backends`` entry-point group, so a third-party
 package registers one exactly as crossloop's own torch and tensorflow backends
 do, and are imported only when chosen: ``import crossloop`` loads no framework.
+
+:class:`Backend` is the contract. :class:`BaseBackend` holds what every
+backend written around mutable native objects shares (the canonical-layout
+conversions of parameters, gradients and optimizer state, the metric phases,
+the fused step composed from the phases), so the torch and TensorFlow backends
+keep only what differs; a third-party backend may use it or implement the
+protocol from scratch.
 
 Model, optimizer and metric objects are opaque and owned by the backend. Phases
 that change state return it, so a functional backend (JAX) can return new
@@ -13,6 +21,7 @@ state while the torch and TensorFlow backends return the same object.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from importlib import metadata
 from importlib.util import find_spec
 from typing import Any, ContextManager, Mapping, Protocol, runtime_checkable
@@ -83,6 +92,112 @@ class Backend(Protocol):
 
     # -- numerics -------------------------------------------------------------
     def no_tf32(self) -> ContextManager[None]: ...
+
+
+@dataclass
+class NativeOptimizer:
+    """A backend's optimizer: the framework's optimizer object and the crossloop
+    spec it implements (whose ``clip_norm`` the apply phase honours).
+
+    crossloop keeps the spec here rather than as attributes patched onto a
+    ``torch.optim`` or Keras object.
+    """
+    spec: optim.Optimizer
+    native: Any
+
+    @property
+    def clip_norm(self) -> float | None:
+        return self.spec.clip_norm
+
+
+class BaseBackend:
+    """What every crossloop backend built on mutable native objects shares.
+
+    A subclass implements the framework's own parts -- building, the phases,
+    tensor transfer -- plus five small hooks that say how its native objects
+    map to crossloop's canonical names and layout:
+
+    - ``_param_table(model)``: ``[(canonical name, native tensor)]`` in model order
+    - ``_trainable_names(model)``: canonical names in the order of the gradients
+    - ``_to_canonical(name, model, array)`` / ``_to_native(...)``: layout conversion
+    - ``_assign(native, array)``: write a NumPy value into a native tensor
+    - ``_slots(optimizer, model)`` / ``_load_slots(optimizer, model, arrays, step)``:
+      optimizer state by ``"<param>.<slot>"`` (torch's slot names)
+
+    The metric accumulators have ``update``, ``results``, ``reset``, ``sums``,
+    ``load_sums`` and ``add_grad_norm`` methods and a ``grad_norm_sum`` that is
+    None unless the gradient norm is tracked.
+    """
+
+    name: str
+    device: str
+
+    # -- canonical layout -------------------------------------------------------
+    def get_params(self, model: Any) -> Params:
+        return {name: self._to_canonical(name, model, self.to_numpy(tensor))
+                for name, tensor in self._param_table(model)}
+
+    def set_params(self, model: Any, params: Mapping[str, np.ndarray]) -> Any:
+        table = self._param_table(model)
+        shapes = {name: self._to_canonical(name, model, np.empty(tuple(t.shape))).shape
+                  for name, t in table}
+        nn.check_params(shapes, dict(params))
+        for name, tensor in table:
+            value = self._to_native(name, model, np.asarray(params[name]))
+            self._assign(tensor, np.ascontiguousarray(value))
+        return model
+
+    def canonical_gradients(self, model: Any, grads: Any) -> Params:
+        return {name: self._to_canonical(name, model, self.to_numpy(g))
+                for name, g in zip(self._trainable_names(model), grads)}
+
+    def get_optimizer_state(self, optimizer: NativeOptimizer, model: Any) -> Params:
+        return {key: self._to_canonical(_owner(key), model, self.to_numpy(value))
+                for key, value in self._slots(optimizer, model).items()}
+
+    def set_optimizer_state(self, optimizer: NativeOptimizer, model: Any,
+                            state: Mapping[str, np.ndarray], step: int) -> NativeOptimizer:
+        native = {key: np.ascontiguousarray(self._to_native(_owner(key), model, np.asarray(v)))
+                  for key, v in state.items()}
+        self._load_slots(optimizer, model, native, step)
+        return optimizer
+
+    # -- metrics ----------------------------------------------------------------
+    def update_metrics(self, metrics: Any, loss: Any, logits: Any, y: Any) -> Any:
+        metrics.update(loss, logits, y)
+        return metrics
+
+    def metric_results(self, metrics: Any) -> dict[str, float]:
+        return metrics.results()
+
+    def reset_metrics(self, metrics: Any) -> Any:
+        metrics.reset()
+        return metrics
+
+    def metric_sums(self, metrics: Any) -> dict[str, float]:
+        return metrics.sums()
+
+    def set_metric_sums(self, metrics: Any, sums: Mapping[str, float]) -> Any:
+        metrics.load_sums(dict(sums))
+        return metrics
+
+    # -- fused steps: the phases composed (a backend compiles this composition) --
+    def train_step(self, model: Any, optimizer: Any, loss: losses.Loss, metrics: Any,
+                   x: Any, y: Any) -> tuple[Any, Any, Any]:
+        value, logits, grads = self.gradients(model, loss, x, y)
+        if metrics.grad_norm_sum is not None:
+            metrics.add_grad_norm(grads)  # before clipping
+        optimizer, model = self.apply_gradients(optimizer, model, grads)
+        return model, optimizer, self.update_metrics(metrics, value, logits, y)
+
+    def eval_step(self, model: Any, loss: losses.Loss, metrics: Any, x: Any, y: Any) -> Any:
+        logits = self.forward(model, x, training=False)
+        return self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
+
+
+def _owner(slot_key: str) -> str:
+    """The parameter an optimizer slot belongs to: ``"0.weight.exp_avg"`` -> ``"0.weight"``."""
+    return slot_key.rsplit(".", 1)[0]
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:

@@ -1,184 +1,76 @@
-"""Portable, atomic, pickle-free checkpoints, and exact resume.
+"""Checkpoints: a trainer's state (:meth:`crossloop.Trainer.state_dict`) in one
+portable, atomic, pickle-free file.
 
-One checkpoint is one safetensors file: parameters (``params/<name>``),
-optimizer slots (``optimizer/<name>.<slot>``) and metric sums
-(``metrics/<name>``) in canonical layout, with a JSON document in the file's
-metadata holding everything else (step, epoch, batch within the epoch, seed,
-data order, backend, model spec, optimizer spec, history, callback state).
-safetensors holds only tensors and strings, so loading a checkpoint cannot run
-code, and the canonical layout lets a run saved on one backend resume on
-another. Files are written to a temporary name, flushed, and renamed over the
-old file: a crash or a full disk mid-write leaves the previous one intact.
+One checkpoint is one safetensors file (:mod:`crossloop.storage`): the model
+(``params/<name>``) and optimizer (``optimizer/<name>.<slot>``) tensors in
+canonical layout, and a JSON document holding everything else (position, run
+description, history, metric sums, callback state). Loading cannot run code,
+and the canonical layout lets a run saved on one backend resume on another.
+This module only serializes: what a state holds is the trainer's business.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from . import nn
-from .callbacks import Callback
-from .files import atomic_write
+from . import storage
 
 FORMAT = "crossloop.checkpoint/1"
-_SECTIONS = ("params", "optimizer")
+# state_dict entry -> tensor-name prefix in the file
+SECTIONS = {"model": "params", "optimizer": "optimizer"}
 
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be read, or does not fit the run it is loaded into."""
 
 
-@dataclass
-class Checkpoint:
-    """A loaded checkpoint: tensors by section and the JSON metadata."""
-    params: dict[str, np.ndarray]
-    optimizer: dict[str, np.ndarray]
-    meta: dict[str, Any]
-
-
-def _safetensors():
-    try:
-        import safetensors.numpy
-    except ImportError:
-        raise ImportError("checkpoints need safetensors: install crossloop[checkpoint]") from None
-    return safetensors.numpy
-
-
-def state_of(trainer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Everything needed to continue ``trainer`` exactly: (tensors, JSON metadata)."""
-    b = trainer.backend
-    tensors = {f"params/{k}": v for k, v in b.get_params(trainer.model).items()}
-    tensors.update({f"optimizer/{k}": v
-                    for k, v in b.get_optimizer_state(trainer.optimizer, trainer.model).items()})
-    meta = {
-        "format": FORMAT,
-        "backend": b.name,
-        "dtype": trainer.dtype,
-        "step": trainer.step, "epoch": trainer.epoch, "batch": trainer.batch,
-        "seed": trainer.seed,
-        "data_order": "numpy default_rng([seed, epoch]).permutation, then skip `batch` batches",
-        "spec": trainer.spec.describe(),
-        "optimizer": repr(trainer.optimizer_spec),
-        "train_metrics": b.metric_sums(trainer.train_metrics),
-        "history": trainer.history,
-        "callbacks": {type(c).__name__: c.state_dict() for c in trainer.callbacks
-                      if hasattr(c, "state_dict")},
-    }
-    return tensors, meta
-
-
-def save(path: str | os.PathLike, trainer) -> Path | None:
-    """Write ``trainer``'s state to ``path`` atomically and return the path; write
-    nothing (and return None) if the parameters are no longer finite."""
-    tensors, meta = state_of(trainer)
-    if not all(np.isfinite(v).all() for k, v in tensors.items() if k.startswith("params/")):
+def save(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path | None:
+    """Write ``state`` (a trainer's ``state_dict()``) to ``path`` atomically and
+    return the path; write nothing (and return None) if the model's tensors are
+    no longer finite, so the last good checkpoint stays."""
+    if not all(np.isfinite(v).all() for v in state["model"].values()):
         return None
-    return write(path, tensors, meta)
+    tensors = {f"{prefix}/{name}": value for key, prefix in SECTIONS.items()
+               for name, value in state[key].items()}
+    document = {"format": FORMAT, **{k: v for k, v in state.items() if k not in SECTIONS}}
+    return storage.write(path, tensors, document)
 
 
-def write(path: str | os.PathLike, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-    """Write tensors + JSON metadata to ``path`` via a temporary file and a rename."""
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint back into a state dict, without executing anything it contains."""
     path = Path(path)
-    data = _safetensors().save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
-                               metadata={"crossloop": json.dumps(meta, allow_nan=True)})
-    atomic_write(path, lambda f: f.write(data))
-    return path
-
-
-def load(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint without executing anything it contains."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    _safetensors()
-    from safetensors import safe_open
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = json.loads((f.metadata() or {})["crossloop"])
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise CheckpointError(
-            f"{path} is not a crossloop checkpoint ({type(exc).__name__}: {exc}); "
-            "crossloop reads only safetensors files it wrote, never pickles") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    sections: dict[str, dict[str, np.ndarray]] = {s: {} for s in _SECTIONS}
-    for key, value in tensors.items():
-        section, _, name = key.partition("/")
-        sections.setdefault(section, {})[name] = value
-    return Checkpoint(sections["params"], sections["optimizer"], meta)
+        document, tensors = storage.read(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except storage.StorageError as exc:
+        raise CheckpointError(f"{path} is not a crossloop checkpoint: {exc}") from None
+    if document.get("format") != FORMAT:
+        raise CheckpointError(f"{path} has format {document.get('format')!r}, expected {FORMAT!r}")
+    state: dict[str, Any] = {k: v for k, v in document.items() if k != "format"}
+    prefixes = {prefix: key for key, prefix in SECTIONS.items()}
+    for key in SECTIONS:
+        state[key] = {}
+    for name, value in tensors.items():
+        prefix, _, rest = name.partition("/")
+        if prefix not in prefixes:
+            raise CheckpointError(f"{path}: unexpected tensor {name!r} (sections: "
+                                  f"{', '.join(p + '/' for p in prefixes)})")
+        state[prefixes[prefix]][rest] = value
+    return state
 
 
-def restore(trainer, path: str | os.PathLike) -> Checkpoint:
-    """Put ``trainer`` exactly where the checkpoint left off (on any backend)."""
-    ckpt = load(path)
-    meta = ckpt.meta
+def restore(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load the checkpoint at ``path`` into ``trainer`` (``trainer.load_state_dict``);
+    return the loaded state. A checkpoint that does not fit the trainer's model
+    raises :class:`CheckpointError` naming the file and the first mismatch."""
+    state = load(path)
     try:
-        nn.check_params(trainer.spec.param_shapes(), ckpt.params, what=f"checkpoint {path}")
+        trainer.load_state_dict(state)
     except ValueError as exc:
-        raise CheckpointError(f"{exc}; it was saved from model {meta['spec']['name']!r}") from None
-    if meta["spec"] != trainer.spec.describe():
-        raise CheckpointError(f"{path} was saved from a different {meta['spec']['name']!r} "
-                              f"model spec than this run's {trainer.spec.name!r}: "
-                              f"{meta['spec']['layers']} vs {trainer.spec.describe()['layers']}")
-    b = trainer.backend
-    params = {k: v.astype(trainer.dtype) for k, v in ckpt.params.items()}
-    trainer.model = b.set_params(trainer.model, params)
-    trainer.optimizer = b.set_optimizer_state(
-        trainer.optimizer, trainer.model,
-        {k: v.astype(trainer.dtype) for k, v in ckpt.optimizer.items()}, meta["step"])
-    trainer.step, trainer.epoch, trainer.batch = meta["step"], meta["epoch"], meta["batch"]
-    trainer.history = list(meta["history"])
-    trainer.train_metrics = b.set_metric_sums(trainer.train_metrics, meta["train_metrics"])
-    for callback in trainer.callbacks:
-        state = meta["callbacks"].get(type(callback).__name__)
-        if state is not None and hasattr(callback, "load_state_dict"):
-            callback.load_state_dict(state)
-    return ckpt
-
-
-class CheckpointCallback(Callback):
-    """Save ``last.safetensors`` every epoch (and every ``every_steps`` steps) and on
-    interruption, and ``best.safetensors`` when ``monitor`` improves.
-
-    Parameters that are no longer finite are never saved, so the last good
-    checkpoint stays.
-    """
-
-    def __init__(self, directory: str | os.PathLike, *, every_steps: int | None = None,
-                 monitor: str = "test_accuracy", mode: str = "max"):
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.directory = Path(directory)
-        self.every_steps, self.monitor, self.mode = every_steps, monitor, mode
-        self.best: float | None = None
-
-    @property
-    def last(self) -> Path:
-        return self.directory / "last.safetensors"
-
-    def on_batch_end(self, trainer) -> None:
-        if self.every_steps and trainer.step % self.every_steps == 0:
-            save(self.last, trainer)
-
-    def on_epoch_end(self, trainer, logs: dict[str, float]) -> None:
-        value = logs.get(self.monitor)
-        if value is not None and np.isfinite(value) and (
-                self.best is None or (value > self.best if self.mode == "max" else value < self.best)):
-            self.best = float(value)
-            save(self.directory / "best.safetensors", trainer)
-        save(self.last, trainer)
-
-    def on_interrupt(self, trainer) -> None:
-        save(self.last, trainer)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best = state["best"]
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    return state

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], suffix: str = ".tmp") -> None:
@@ -25,3 +26,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], suffix: str = 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as indented JSON, atomically (a crash leaves the old file)."""
+    data = (json.dumps(value, indent=2) + "\n").encode()
+    atomic_write(path, lambda f: f.write(data))

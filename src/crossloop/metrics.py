@@ -14,10 +14,6 @@ reads them once per epoch or logging interval:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-NAMES = ("loss", "accuracy")
-
 
 def results(loss_sum: float, correct: float, count: int, grad_norm_sum: float | None = None,
             steps: int = 0) -> dict[str, float]:
@@ -28,27 +24,3 @@ def results(loss_sum: float, correct: float, count: int, grad_norm_sum: float | 
     if grad_norm_sum is not None:
         out["grad_norm"] = grad_norm_sum / steps if steps else nan
     return out
-
-
-class AccumulatorPhases:
-    """The metric phases of a backend whose accumulator object has ``update``,
-    ``results``, ``reset``, ``sums`` and ``load_sums`` methods (the torch and
-    TensorFlow backends): written once, they differ only in the accumulators."""
-
-    def update_metrics(self, metrics: Any, loss: Any, logits: Any, y: Any) -> Any:
-        metrics.update(loss, logits, y)
-        return metrics
-
-    def metric_results(self, metrics: Any) -> dict[str, float]:
-        return metrics.results()
-
-    def reset_metrics(self, metrics: Any) -> Any:
-        metrics.reset()
-        return metrics
-
-    def metric_sums(self, metrics: Any) -> dict[str, float]:
-        return metrics.sums()
-
-    def set_metric_sums(self, metrics: Any, sums: Mapping[str, float]) -> Any:
-        metrics.load_sums(dict(sums))
-        return metrics

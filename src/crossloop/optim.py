@@ -9,18 +9,35 @@ the same learning rate at the same step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 # Global-norm clipping: coef = max_norm / (total_norm + CLIP_EPS), clamped to 1.
 CLIP_EPS = 1e-6
 
 
+class _Described:
+    """``describe()`` for frozen dataclass specs: a JSON-able ``{"type": ..., field: value}``."""
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as JSON-able data (nested specs described too), stored beside
+        checkpoints and parity reports so a file says how it was trained."""
+        return {"type": type(self).__name__,
+                **{f.name: _json(getattr(self, f.name)) for f in dataclasses.fields(self)}}
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, _Described):
+        return value.describe()
+    return list(value) if isinstance(value, tuple) else value
+
+
 # -- schedules ------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Constant:
+class Constant(_Described):
     """lr(step) = lr."""
     lr: float
 
@@ -29,7 +46,7 @@ class Constant:
 
 
 @dataclass(frozen=True)
-class Warmup:
+class Warmup(_Described):
     """Linear warmup from 0 to ``lr`` over ``warmup_steps``, then linear decay to
     ``end_lr`` at ``total_steps`` (held there after)."""
     lr: float
@@ -46,7 +63,7 @@ class Warmup:
 
 
 @dataclass(frozen=True)
-class Cosine:
+class Cosine(_Described):
     """Optional linear warmup, then cosine decay from ``lr`` to ``min_lr`` at
     ``total_steps`` (held there after)."""
     lr: float
@@ -63,7 +80,7 @@ class Cosine:
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(_Described):
     """lr * gamma ** (step // step_size), as torch's StepLR stepped per optimizer step."""
     lr: float
     step_size: int
@@ -91,7 +108,7 @@ def as_schedule(lr: float | Schedule) -> Schedule:
 # -- optimizers -----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class SGD:
+class SGD(_Described):
     """torch.optim.SGD: g += wd*p; buf = mu*buf + g; d = g + mu*buf if nesterov else buf;
     p -= lr*d. ``clip_norm`` clips the global gradient norm first."""
     lr: float | Schedule = 0.01
@@ -107,7 +124,7 @@ class SGD:
 
 
 @dataclass(frozen=True)
-class Adam:
+class Adam(_Described):
     """torch.optim.Adam: L2 weight decay added to the gradient; eps added to
     sqrt of the bias-corrected second moment."""
     lr: float | Schedule = 1e-3
@@ -121,7 +138,7 @@ class Adam:
 
 
 @dataclass(frozen=True)
-class AdamW:
+class AdamW(_Described):
     """torch.optim.AdamW: Adam with decoupled decay p -= lr*wd*p before the update."""
     lr: float | Schedule = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)

@@ -1,4 +1,4 @@
-"""Training curves as PNG files, and the ``crossloop compare`` command.
+"""Training curves as PNG files.
 
 A run directory (written by ``crossloop train``) holds ``history.json``, one
 entry per epoch, and ``config.json``, the settings including the backend.
@@ -12,14 +12,10 @@ through its object API with the Agg canvas: no pyplot, no global backend switch.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
-
-from .callbacks import Callback
 
 HISTORY, CONFIG = "history.json", "config.json"
 PANELS = (("loss", "loss"), ("accuracy", "accuracy"))
@@ -78,44 +74,3 @@ def plot_runs(runs: Sequence[tuple[str, list[dict[str, float]]]], path: str | os
         fig.suptitle(title)
     fig.savefig(path, dpi=100)
     return fig
-
-
-class PlotCurves(Callback):
-    """At the end of a run (or when it is interrupted), plot its history into a PNG at ``path``."""
-
-    def __init__(self, path: str | os.PathLike[str], *, label: str | None = None,
-                 title: str | None = None):
-        self.path, self.label, self.title = Path(path), label, title
-
-    def on_fit_end(self, trainer: Any) -> None:
-        if trainer.history:
-            plot_runs([(self.label or trainer.backend.name, trainer.history)], self.path,
-                      title=self.title)
-
-    on_interrupt = on_fit_end  # stopped by a signal: the epochs done so far
-
-
-# -- the `crossloop compare` command ------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``crossloop compare``."""
-    parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="two or more run folders (the out_dir of 'crossloop train')")
-    parser.add_argument("--out", default="compare.png", help="the PNG to write")
-    parser.add_argument("--title", default=None, help="figure title")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Plot the given runs on one figure; 2 on a usage error."""
-    if len(args.runs) < 2:
-        print("crossloop compare: error: give two or more runs to compare "
-              f"(got {len(args.runs)}); one run's curves are its curves.png", file=sys.stderr)
-        return 2
-    try:
-        runs = [read_run(r) for r in args.runs]
-    except RunNotFoundError as exc:
-        print(f"crossloop compare: error: {exc}", file=sys.stderr)
-        return 2
-    plot_runs(runs, args.out, title=args.title)
-    print(f"wrote {args.out}")
-    return 0

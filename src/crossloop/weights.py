@@ -7,22 +7,21 @@ stores raw arrays and a JSON header, never pickle: loading runs no code. The
 header names the format and, when given, the model spec
 (:meth:`crossloop.nn.Sequential.describe`), so a file says what it belongs to.
 
-Files are written like checkpoints (:func:`crossloop.checkpoint.write`:
-temporary file, fsync, rename), and :func:`load_params` also reads the
-parameters out of a training checkpoint. safetensors is the optional extra
-``checkpoint``, imported only when a file is written or read.
+Files are stored like checkpoints (:mod:`crossloop.storage`: temporary file,
+fsync, rename), and :func:`load_params` also reads the parameters out of a
+training checkpoint. safetensors is the optional extra ``checkpoint``,
+imported only when a file is written or read.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from . import checkpoint, nn
+from . import checkpoint, nn, storage
 
 FORMAT = "crossloop.params/1"
 LAYOUT = "canonical: conv OIHW, dense (out, in), flatten C,H,W"
@@ -40,7 +39,7 @@ def save_params(path: str | os.PathLike[str], params: Mapping[str, np.ndarray],
         nn.check_params(spec.param_shapes(), dict(params), what=f"save_params({spec.name})")
     header = {"format": FORMAT, "layout": LAYOUT, "tensors": list(params),
               "spec": spec.describe() if spec is not None else None}
-    return checkpoint.write(path, dict(params), header)
+    return storage.write(path, dict(params), header)
 
 
 def load_params(path: str | os.PathLike[str], spec: nn.Sequential | None = None,
@@ -55,12 +54,18 @@ def load_params(path: str | os.PathLike[str], spec: nn.Sequential | None = None,
     description and every tensor's shape are checked.
     """
     path = Path(path)
-    header, tensors = _read(path)
+    try:
+        header, tensors = storage.read(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"load_params: no file at {path}") from None
+    except storage.StorageError as exc:
+        raise ValueError(f"load_params: {path}: {exc}") from None
     if header.get("format") == FORMAT:
         params = {name: tensors[name] for name in header["tensors"]}
     elif header.get("format") == checkpoint.FORMAT:
-        params = {key.partition("/")[2]: value for key, value in tensors.items()
-                  if key.startswith("params/")}
+        prefix = checkpoint.SECTIONS["model"] + "/"
+        params = {key[len(prefix):]: value for key, value in tensors.items()
+                  if key.startswith(prefix)}
     else:
         raise ValueError(f"load_params: {path} holds no crossloop parameters (header format "
                          f"{header.get('format')!r}, expected {FORMAT!r}); write it with "
@@ -72,17 +77,3 @@ def load_params(path: str | os.PathLike[str], spec: nn.Sequential | None = None,
                              f"{saved['layers']}, not for {spec.name!r} {spec.describe()['layers']}")
         nn.check_params(spec.param_shapes(), params, what=f"load_params({path})")
     return params, header
-
-
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The JSON header and the tensors of a safetensors file written by crossloop."""
-    if not path.is_file():
-        raise FileNotFoundError(f"load_params: no file at {path}")
-    checkpoint._safetensors()  # imports safetensors; the ImportError names crossloop[checkpoint]
-    from safetensors import SafetensorError, safe_open
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            header = json.loads((f.metadata() or {}).get("crossloop", "{}"))
-            return header, {key: f.get_tensor(key) for key in f.keys()}
-    except SafetensorError as exc:
-        raise ValueError(f"load_params: {path} is not a safetensors file ({exc})") from None

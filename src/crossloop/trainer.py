@@ -9,6 +9,8 @@ epoch) and fires named events that callbacks hook into:
 SIGINT (Ctrl-C) and SIGTERM during ``fit`` finish the current step, fire
 ``on_interrupt`` (where the checkpoint callback saves) and raise
 :class:`Interrupted`, so a run stopped at any point can resume exactly.
+:meth:`Trainer.state_dict` is everything that resuming needs, in canonical
+layout; :mod:`crossloop.checkpoint` only serializes it.
 
 The hot path is one ``backend.train_step`` per batch; metrics stay on the
 device and are read once per epoch.
@@ -27,7 +29,7 @@ import numpy as np
 from . import losses, nn
 from . import optim as optim_lib
 from .backend import Backend, get_backend
-from .callbacks import Callback
+from .callbacks.base import Callback
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_interrupt",
           "on_fit_end")
@@ -77,9 +79,9 @@ class Trainer:
         self.batch = 0         # batches done in the current epoch
         self.lr = optimizer.lr(0)
         self.history: list[dict[str, float]] = []
-        self.stop_training = False
-        self.interrupted: str | None = None   # the signal that stopped fit, if any
-        self.error: Exception | None = None   # why a callback stopped training, if it failed
+        self.stop_reason: str | None = None     # why fit is stopping early, if it is
+        self.interrupted: str | None = None     # the signal that stopped fit, if any
+        self._error: Exception | None = None    # raised by fit once callbacks have ended
 
     # -- training -------------------------------------------------------------
     def fit(self, train, test=None, *, epochs: int = 1) -> list[dict[str, float]]:
@@ -87,10 +89,10 @@ class Trainer:
         evaluate on ``test`` after each. Returns the per-epoch history."""
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self.stop_training, self.interrupted, self.error = False, None, None
+        self.stop_reason, self.interrupted, self._error = None, None, None
         self._emit("on_fit_start")
         with self._stop_on_signals():
-            while self.epoch < epochs and not self.stop_training:
+            while self.epoch < epochs and not self.stopping:
                 logs = self.train_epoch(train)
                 if logs is None:  # stopped mid-epoch
                     break
@@ -102,9 +104,25 @@ class Trainer:
             self._emit("on_interrupt")
             raise Interrupted(self.interrupted, self.step)
         self._emit("on_fit_end")
-        if self.error is not None:
-            raise self.error
+        if self._error is not None:
+            raise self._error
         return self.history
+
+    def stop(self, reason: str, *, error: Exception | None = None) -> None:
+        """Stop training after the current step: how a callback ends a run.
+
+        ``reason`` says why (kept in :attr:`stop_reason`); with ``error``, ``fit``
+        raises it once every callback has seen ``on_fit_end``.
+        """
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if error is not None and self._error is None:
+            self._error = error
+
+    @property
+    def stopping(self) -> bool:
+        """Whether training stops after the current step."""
+        return self.stop_reason is not None
 
     def train_epoch(self, train) -> dict[str, float] | None:
         """One pass over ``train`` (from the current batch when resuming). Returns
@@ -115,7 +133,7 @@ class Trainer:
         for x, y in train.epoch(self.epoch, start=self.batch):
             self.train_batch(x, y)
             samples += len(y)
-            if self.stop_training:
+            if self.stopping:
                 break
         if self.batch < len(train):
             return None
@@ -158,6 +176,50 @@ class Trainer:
         """The current parameters in canonical layout."""
         return self.backend.get_params(self.model)
 
+    # -- state ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly, on any backend.
+
+        ``model`` and ``optimizer`` hold NumPy arrays in canonical layout;
+        everything else is JSON-able: position (``step``, ``epoch``, ``batch``),
+        ``history``, the running training ``metrics`` sums, what the run is
+        (``spec``, ``optimizer_spec``, ``dtype``, ``seed``, ``backend``) and each
+        callback's own state under its class name.
+        """
+        b = self.backend
+        return {
+            "backend": b.name, "dtype": self.dtype, "seed": self.seed,
+            "step": self.step, "epoch": self.epoch, "batch": self.batch,
+            "spec": self.spec.describe(), "optimizer_spec": self.optimizer_spec.describe(),
+            "history": [dict(h) for h in self.history],
+            "metrics": b.metric_sums(self.train_metrics),
+            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
+                          if hasattr(c, "state_dict")},
+            "model": b.get_params(self.model),
+            "optimizer": b.get_optimizer_state(self.optimizer, self.model),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Put this trainer exactly where ``state`` (from :meth:`state_dict`, on any
+        backend) left off. The model spec must be this trainer's; tensors are
+        cast to this run's dtype."""
+        nn.check_params(self.spec.param_shapes(), dict(state["model"]))
+        if state["spec"] != self.spec.describe():
+            raise ValueError(f"the state was saved from a different {state['spec']['name']!r} "
+                             f"model spec than this run's {self.spec.name!r}: "
+                             f"{state['spec']['layers']} vs {self.spec.describe()['layers']}")
+        b = self.backend
+        self.model = b.set_params(self.model, _cast(state["model"], self.dtype))
+        self.optimizer = b.set_optimizer_state(self.optimizer, self.model,
+                                               _cast(state["optimizer"], self.dtype), state["step"])
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.history = [dict(h) for h in state["history"]]
+        self.train_metrics = b.set_metric_sums(self.train_metrics, state["metrics"])
+        for callback in self.callbacks:
+            saved = state["callbacks"].get(type(callback).__name__)
+            if saved is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(saved)
+
     @contextmanager
     def _stop_on_signals(self):
         """Turn SIGINT/SIGTERM into a stop after the current step (main thread only)."""
@@ -167,7 +229,7 @@ class Trainer:
 
         def stop(signum, frame):
             self.interrupted = signal.Signals(signum).name
-            self.stop_training = True
+            self.stop(f"stopped by {self.interrupted}")
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -179,6 +241,10 @@ class Trainer:
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
+
+
+def _cast(tensors: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:
+    return {name: np.asarray(value).astype(dtype, copy=False) for name, value in tensors.items()}
 
 
 def fit(spec: nn.Sequential, optimizer: optim_lib.Optimizer, train, test=None, *,

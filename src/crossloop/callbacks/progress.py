@@ -17,7 +17,8 @@ import time
 from importlib.util import find_spec
 from typing import IO, Any
 
-from .callbacks import Callback, EpochLogger
+from .base import Callback
+from .logger import EpochLogger
 
 # tqdm's layout without its batches/s: the postfix shows samples/s instead.
 _BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"

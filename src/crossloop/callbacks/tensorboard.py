@@ -23,7 +23,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from .callbacks import Callback
+from .base import Callback
 
 # Tells apart files one process opens in the same second, in order: TensorBoard
 # reads a folder's event files sorted by name, so a resumed run's come after.

@@ -1,0 +1,52 @@
+"""Save the run's checkpoints: ``last`` as it goes, ``best`` by a monitored metric."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import checkpoint
+from .base import Callback
+from .monitor import Best
+
+
+class CheckpointCallback(Callback):
+    """Save ``last.safetensors`` every epoch (and every ``every_steps`` steps) and on
+    interruption, and ``best.safetensors`` when ``monitor`` improves.
+
+    Each file is the trainer's ``state_dict()``, written by :mod:`crossloop.checkpoint`.
+    Parameters that are no longer finite are never saved, so the last good
+    checkpoint stays.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, every_steps: int | None = None,
+                 monitor: str = "test_accuracy", mode: str = "max"):
+        self.directory = Path(directory)
+        self.every_steps, self.monitor = every_steps, monitor
+        self.best = Best(mode)
+
+    @property
+    def last(self) -> Path:
+        return self.directory / "last.safetensors"
+
+    def on_batch_end(self, trainer: Any) -> None:
+        if self.every_steps and trainer.step % self.every_steps == 0:
+            checkpoint.save(self.last, trainer.state_dict())
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
+        value = logs.get(self.monitor)
+        state = None
+        if value is not None and self.best.update(value):
+            state = trainer.state_dict()
+            checkpoint.save(self.directory / "best.safetensors", state)
+        checkpoint.save(self.last, state or trainer.state_dict())
+
+    def on_interrupt(self, trainer: Any) -> None:
+        checkpoint.save(self.last, trainer.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best.value}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best.value = state["best"]

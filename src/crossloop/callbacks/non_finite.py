@@ -1,0 +1,53 @@
+"""Stop training at the first step whose loss is NaN or infinite."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from .base import Callback
+
+
+class NonFiniteError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class NonFiniteGuard(Callback):
+    """Stop training at the first step whose loss is NaN or infinite.
+
+    It reads the device's running loss every ``check_every`` steps (1 on CPU,
+    where the read is nearly free; 100 on a GPU, where each read waits for the
+    device) and stops the trainer with a :class:`NonFiniteError` naming the
+    step. Checkpoints never save non-finite weights, so the last good one stays.
+    """
+
+    def __init__(self, check_every: int | None = None):
+        self.check_every = check_every
+        self.checked_step = 0
+
+    def on_batch_end(self, trainer: Any) -> None:
+        every = self.check_every or (1 if trainer.backend.device == "cpu" else 100)
+        if trainer.step % every == 0:
+            self._check(trainer)
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
+        if not math.isfinite(logs["loss"]):
+            self._fail(trainer, logs["loss"])
+
+    def _check(self, trainer: Any) -> None:
+        loss = trainer.backend.metric_results(trainer.train_metrics)["loss"]
+        if math.isfinite(loss):
+            self.checked_step = trainer.step
+        else:
+            self._fail(trainer, loss)
+
+    def _fail(self, trainer: Any, loss: float) -> None:
+        where = (f"at step {trainer.step}" if trainer.step - self.checked_step <= 1
+                 else f"between steps {self.checked_step + 1} and {trainer.step}")
+        error = NonFiniteError(
+            f"training loss became {loss} {where} (epoch {trainer.epoch + 1}, batch {trainer.batch}); "
+            "stopped. Lower the learning rate or clip gradients (clip_norm); the last "
+            "checkpoint saved before this point holds the last finite weights")
+        print(f"crossloop: {error}", file=sys.stderr)
+        trainer.stop(str(error), error=error)

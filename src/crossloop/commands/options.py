@@ -1,0 +1,47 @@
+"""Command-line flags generated from the :class:`~crossloop.experiment.Experiment`
+fields, shared by ``crossloop train`` and ``crossloop parity``.
+
+Both commands describe their run with one Experiment, so a flag means the same
+thing, with the same default and the same checks, in both. Flags default to
+"not given", so a ``--config`` file's values survive unless a flag overrides
+them; the help shows each field's real default.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from typing import Any, Iterable
+
+from ..experiment import GROUPS, Experiment
+
+
+def add_settings(parser: argparse.ArgumentParser, *, groups: Iterable[str] = GROUPS,
+                 exclude: Iterable[str] = ()) -> None:
+    """``--config`` plus one flag per Experiment field in ``groups`` (but not ``exclude``)."""
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="TOML or JSON file of settings (the keys are the flag names); "
+                             "flags given here override it")
+    groups, exclude = tuple(groups), set(exclude)
+    sections = {group: parser.add_argument_group(f"{group} settings") for group in groups}
+    for f in fields(Experiment):
+        meta = f.metadata
+        if meta["group"] not in groups or f.name in exclude:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        shown = "" if f.default is None else f" (default: {f.default})"  # else said in help
+        options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
+                                   "help": meta["help"] + shown}
+        if meta["type"] is bool:
+            sections[meta["group"]].add_argument(flag, action=argparse.BooleanOptionalAction,
+                                                 **options)
+        else:
+            sections[meta["group"]].add_argument(
+                flag, type=meta["type"], choices=meta["choices"],
+                metavar=None if meta["choices"] else f.name.upper(), **options)
+
+
+def settings(args: argparse.Namespace) -> Experiment:
+    """The Experiment the parsed flags describe: the ``--config`` file first, then
+    every setting flag given on the command line."""
+    return Experiment.from_sources(args.config, vars(args))

@@ -1,0 +1,142 @@
+"""Running an :class:`~crossloop.experiment.Experiment`: its data, its trainer with the
+standard callbacks, and the files a run leaves in its output folder.
+
+    config.json    the settings, backend resolved and output folder left out:
+                   ``--config`` it to run the same experiment again, into a new folder
+    history.json   one entry per epoch (train/test loss and accuracy, lr, speed)
+    tensorboard/   event files (``tensorboard --logdir runs``)
+    curves.png     loss and accuracy per epoch
+    checkpoints/   last.safetensors (every epoch, every ``checkpoint_every`` steps,
+                   and on Ctrl-C/SIGTERM) and best.safetensors (by ``monitor``)
+
+``crossloop train`` is a thin command over :func:`run_experiment`; the parity
+harness takes its batches and optimizer from the same :func:`load_data` and
+:meth:`Experiment.optimizer_spec`, so both commands run one experiment.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Iterable
+
+from . import checkpoint, nn
+from .backend import Backend, get_backend
+from .callbacks import (Callback, CheckpointCallback, EarlyStopping, HistoryFile,
+                        NonFiniteGuard, PlotCurves, TensorBoard, progress_callback)
+from .callbacks.monitor import mode_for
+from .data import Batches, Dataset, load_dataset, load_tfds
+from .experiment import Experiment
+from .files import write_json
+from .trainer import Trainer
+
+TEST_BATCH_SIZE = 1000  # evaluation batch: larger is faster and does not change the result
+
+
+def load_data(exp: Experiment) -> tuple[Batches, Batches]:
+    """The experiment's train and test batches, from the one seeded NumPy pipeline."""
+    dataset: Dataset = (load_tfds(exp.dataset, exp.data_dir) if exp.data_source == "tfds"
+                        else load_dataset(exp.dataset, exp.data_dir))
+    train = Batches.from_dataset(dataset, "train", exp.batch_size, seed=exp.seed, dtype=exp.dtype)
+    test = Batches.from_dataset(dataset, "test", TEST_BATCH_SIZE, dtype=exp.dtype)
+    return train, test
+
+
+def output_dir(exp: Experiment) -> Path:
+    """Where the run writes: ``out_dir``, else ``runs/<name>``, else a new
+    ``runs/<date-time>-<backend>`` (suffixed -2, -3, ... if taken)."""
+    if exp.out_dir or exp.name:
+        return Path(exp.out_dir or Path("runs") / exp.name)
+    stem = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{exp.resolved_backend()}"
+    folder, n = stem, 1
+    while folder.exists():
+        n += 1
+        folder = stem.with_name(f"{stem.name}-{n}")
+    return folder
+
+
+def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int) -> list[Callback]:
+    """The run's callbacks, in the order they see each event: the non-finite guard,
+    progress, early stopping, checkpoints, history.json, TensorBoard, the end-of-run plot."""
+    mode = mode_for(exp.monitor)
+    callbacks = [NonFiniteGuard(),
+                 progress_callback(quiet=exp.quiet, total=steps_per_epoch, epochs=exp.epochs)]
+    if exp.early_stopping:
+        callbacks.append(EarlyStopping(exp.monitor, patience=exp.early_stopping, mode=mode))
+    if _have("safetensors", "checkpoint"):
+        callbacks.append(CheckpointCallback(out_dir / "checkpoints", every_steps=exp.checkpoint_every,
+                                            monitor=exp.monitor, mode=mode))
+    callbacks.append(HistoryFile(out_dir / "history.json"))
+    if exp.tensorboard and _have("tensorboard", "tensorboard"):
+        callbacks.append(TensorBoard(out_dir / "tensorboard"))
+    if exp.plot and _have("matplotlib", "plot"):
+        callbacks.append(PlotCurves(out_dir / "curves.png", title=f"{describe(exp)}, {exp.backend}"))
+    return callbacks
+
+
+def build_trainer(exp: Experiment, steps_per_epoch: int, callbacks: Iterable[Callback] = (), *,
+                  backend: Backend | None = None) -> Trainer:
+    """The Trainer for ``exp``: its model preset and optimizer on its backend and device
+    (or on ``backend``, already loaded)."""
+    return Trainer(nn.preset(exp.model), exp.optimizer_spec(steps_per_epoch),
+                   backend=backend or exp.backend, device=exp.device, dtype=exp.dtype,
+                   seed=exp.seed, callbacks=callbacks, track_grad_norm=exp.tensorboard)
+
+
+def run_experiment(exp: Experiment, *, resume: bool = False) -> tuple[Trainer, Path]:
+    """Train ``exp`` end to end, printing what runs at the start and the result at the end;
+    returns the trainer and the output folder.
+
+    Writes config.json before training (backend resolved; name and out_dir
+    left out, so rerunning it never overwrites this run) and history.json
+    after every epoch. ``resume=True`` first restores the output folder's last
+    checkpoint (on whichever backend ``exp`` names).
+    """
+    backend = get_backend(exp.backend, device=exp.device)  # a bad backend fails before the data
+    train, test = load_data(exp)
+    folder = output_dir(exp)
+    exp = replace(exp, backend=backend.name)
+    callbacks = build_callbacks(exp, folder, len(train))
+    trainer = build_trainer(exp, len(train), callbacks, backend=backend)
+    if resume:
+        state = checkpoint.restore(trainer, checkpoint_path(folder))
+        print(f"resuming {folder} at step {trainer.step} (epoch {trainer.epoch + 1}, batch "
+              f"{trainer.batch}), saved on {state['backend']}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", replace(exp, name=None, out_dir=None).to_dict())
+    print(f"{describe(exp)}\n{trainer.backend}: {train.num_samples} training samples, "
+          f"{len(train)} steps/epoch; writing to {folder}", flush=True)
+    history = trainer.fit(train, test, epochs=exp.epochs)
+    if history:
+        n, seconds = len(history), sum(h["seconds"] for h in history)
+        print(f"final test accuracy {history[-1]['test_accuracy']:.4f} after {n} "
+              f"epoch{'s' * (n != 1)} ({seconds:.1f}s training); results in {folder}", flush=True)
+    return trainer, folder
+
+
+def checkpoint_path(folder: Path) -> Path:
+    """The checkpoint a resume continues from: the run folder's last one."""
+    path = folder / "checkpoints" / "last.safetensors"
+    if not path.is_file():
+        raise checkpoint.CheckpointError(
+            f"nothing to resume in {folder}: no {path.relative_to(folder)} (was the run "
+            "started with checkpoints, and is this its folder?)")
+    return path
+
+
+def describe(exp: Experiment) -> str:
+    """One line naming the experiment: model, data, optimizer, schedule, batch, seed."""
+    return (f"{exp.model} on {exp.dataset}: {exp.optimizer} lr {exp.lr:g} {exp.schedule}, "
+            f"batch {exp.batch_size}, seed {exp.seed}")
+
+
+def _have(module: str, extra: str) -> bool:
+    """Whether an optional extra is installed; if not, say so once and go on without it."""
+    if find_spec(module) is not None:
+        return True
+    print(f"crossloop: {module} is not installed, skipping it (pip install 'crossloop[{extra}]', "
+          f"or --no-{extra} to silence this)", file=sys.stderr)
+    return False

@@ -1,0 +1,77 @@
+"""Tensors and a JSON document in one safetensors file: the storage under portable
+weights (:mod:`crossloop.weights`) and checkpoints (:mod:`crossloop.checkpoint`).
+
+safetensors stores raw arrays and a string header, never pickle: reading a file
+runs no code. crossloop keeps its JSON document under the header's
+``"crossloop"`` key. Writes go through :func:`crossloop.files.atomic_write`
+(temporary file, fsync, rename), so a crash or a full disk mid-write leaves the
+previous file intact. safetensors is the optional extra ``checkpoint``,
+imported only when a file is written or read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .files import atomic_write
+
+KEY = "crossloop"
+
+
+class StorageError(ValueError):
+    """A file is not safetensors, or its crossloop document is not a JSON object.
+    The message leaves the path to the caller, which knows what the file was for."""
+
+
+def write(path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray],
+          document: Mapping[str, Any]) -> Path:
+    """Write ``tensors`` and the JSON ``document`` to ``path`` atomically; return the path."""
+    path = Path(path)
+    data = _safetensors().numpy.save(
+        {name: np.ascontiguousarray(value) for name, value in tensors.items()},
+        metadata={KEY: json.dumps(document, allow_nan=True)})
+    atomic_write(path, lambda f: f.write(data))
+    return path
+
+
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON document and the tensors (in file order) of a safetensors file.
+
+    The document is ``{}`` for a safetensors file that crossloop did not write;
+    a missing file raises ``FileNotFoundError``, anything else unreadable a
+    :class:`StorageError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    safetensors = _safetensors()
+    try:
+        with safetensors.safe_open(str(path), framework="numpy") as f:
+            text = (f.metadata() or {}).get(KEY, "{}")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for malformed files
+        raise StorageError(f"not a safetensors file ({type(exc).__name__}: {exc}); "
+                           "crossloop reads only safetensors files, never pickles") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StorageError(f"crossloop's document in the header is not valid JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise StorageError(f"crossloop's document in the header is a {type(document).__name__}, "
+                           "not a JSON object")
+    return document, tensors
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError("reading and writing weights and checkpoints needs safetensors: "
+                          "install crossloop[checkpoint]") from None
+    return safetensors
