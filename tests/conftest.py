@@ -1,6 +1,23 @@
-import os
+"""Shared fixtures and helpers of the test suite.
 
+Fixtures: ``backend`` (every installed backend, from ``crossloop.testing``),
+``mnist`` (the real data set, when ``$CROSSLOOP_DATA`` points at it) and
+``tiny_mnist`` (a folder of small generated MNIST files). Helpers are imported
+by the test modules: ``from conftest import ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
 import pytest
+
+import crossloop
+from crossloop.data import Batches, write_idx
+from crossloop.data.sources import FILES
 
 pytest_plugins = ["crossloop.testing"]
 
@@ -12,3 +29,56 @@ def mnist():
     if not os.environ.get("CROSSLOOP_DATA"):
         pytest.skip("set CROSSLOOP_DATA to the folder holding mnist/ to run real-data tests")
     return load_mnist(download=False)
+
+
+def write_mnist(folder: Path, train: int = 128, test: int = 64, seed: int = 0) -> Path:
+    """The four MNIST files (gzipped IDX) of random images and labels, in ``folder``."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in zip(FILES, (train, train, test, test)):
+        shape, high = ((n, 28, 28), 256) if "images" in name else ((n,), 10)
+        write_idx(folder / (name + ".gz"), rng.integers(0, high, shape).astype(np.uint8))
+    return folder
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with the four MNIST files, 128 train and 64 test random images, and a
+    private decoded-data cache."""
+    monkeypatch.setenv("CROSSLOOP_CACHE", str(tmp_path / "cache"))
+    return write_mnist(tmp_path / "mnist")
+
+
+def striped_digits(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` learnable 28x28 uint8 images and their labels: faint noise with one bright
+    row, the row's index being the label."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+    images[np.arange(n), labels, :] = 255
+    return images, labels
+
+
+def random_digits(n: int, batch_size: int = 16) -> Batches:
+    """Batches of ``n`` random 28x28 images with random labels (seeded by ``n``)."""
+    rng = np.random.default_rng(n)
+    return Batches(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n),
+                   batch_size)
+
+
+def normal_batch(n: int = 8, seed: int = 0, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    """A ready NCHW batch: ``(n, 1, 28, 28)`` standard-normal inputs and int labels."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 1, 28, 28)).astype(dtype), rng.integers(0, 10, n)
+
+
+class SignalAt(crossloop.Callback):
+    """Send this process ``signum`` (SIGTERM by default) after optimizer step ``step``,
+    as a scheduler or Ctrl-C would."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM):
+        self.step, self.signum = step, signum
+
+    def on_batch_end(self, trainer) -> None:
+        if trainer.step == self.step:
+            os.kill(os.getpid(), self.signum)

@@ -3,15 +3,11 @@
 import numpy as np
 import pytest
 
+from conftest import normal_batch as batch
 from crossloop import losses, nn, optim
 
 SPEC = nn.lenet5()
 CE = losses.CrossEntropy()
-
-
-def batch(n=8, seed=0, dtype="float32"):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 1, 28, 28)).astype(dtype), rng.integers(0, 10, n)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

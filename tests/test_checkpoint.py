@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import crossloop
+from conftest import striped_digits
 from crossloop import checkpoint, nn, optim
 from crossloop.callbacks import CheckpointCallback
 from crossloop.checkpoint import CheckpointError
@@ -20,12 +21,8 @@ from crossloop.data import Batches
 OPT = optim.Adam(optim.Cosine(3e-3, 40, warmup_steps=5), clip_norm=1.0)
 
 
-def tiny_data(n=80, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
-    images[np.arange(n), labels, :] = 255
-    return Batches(images, labels, 8, seed=1)
+def tiny_data(n=80):
+    return Batches(*striped_digits(n), 8, seed=1)
 
 
 def make(backend, **kw):
@@ -105,7 +102,8 @@ def test_callback_writes_last_and_best(backend, tmp_path):
     cb = CheckpointCallback(tmp_path, monitor="loss", mode="min", every_steps=3)
     trainer = make(backend, callbacks=[cb])
     trainer.fit(data, data, epochs=2)
-    last, best = checkpoint.load(tmp_path / "last.safetensors"), checkpoint.load(tmp_path / "best.safetensors")
+    last = checkpoint.load(tmp_path / "last.safetensors")
+    best = checkpoint.load(tmp_path / "best.safetensors")
     assert last["step"] == 20 and last["backend"] == backend.name
     assert best["epoch"] in (1, 2)
     assert set(last["optimizer"]) == {f"{k}.{s}" for k in nn.lenet5().param_shapes()
@@ -117,7 +115,8 @@ def test_wrong_model_names_first_mismatched_tensor(backend, tmp_path):
     trainer = crossloop.Trainer(nn.mlp(hidden=128), OPT, backend=backend)
     path = checkpoint.save(tmp_path / "mlp128.safetensors", trainer.state_dict())
     other = crossloop.Trainer(nn.mlp(hidden=64), OPT, backend=backend)
-    with pytest.raises(CheckpointError, match=r"'1.weight' has shape \(128, 784\), the model expects \(64, 784\)"):
+    mismatch = r"'1.weight' has shape \(128, 784\), the model expects \(64, 784\)"
+    with pytest.raises(CheckpointError, match=mismatch):
         checkpoint.restore(other, path)
 
 
@@ -216,8 +215,9 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise_exact(backend, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    run = lambda out, mode: subprocess.run([sys.executable, str(script), backend.name, str(out), mode],
-                                           capture_output=True, text=True, env=env, timeout=300)
+    def run(out, mode):
+        return subprocess.run([sys.executable, str(script), backend.name, str(out), mode],
+                                               capture_output=True, text=True, env=env, timeout=300)
     straight = run(tmp_path / "a", "straight")
     assert straight.returncode == 0, straight.stderr
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import crossloop
+from conftest import normal_batch
 from crossloop import losses, nn, optim
 
 pytestmark = pytest.mark.skipif(len(crossloop.available_backends()) < 2,
@@ -14,11 +15,6 @@ BACKENDS = ("torch", "tensorflow")
 @pytest.fixture(scope="module")
 def backends():
     return {name: crossloop.get_backend(name, device="cpu") for name in BACKENDS}
-
-
-def images(n, seed, dtype="float32"):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, 1, 28, 28)).astype(dtype), rng.integers(0, 10, n)
 
 
 @pytest.mark.parametrize("name", sorted(nn.PRESETS))
@@ -34,7 +30,7 @@ def test_same_seed_same_initial_params_exactly(backends, name):
 def test_first_step_loss_agrees_float32(backends, name):
     spec = nn.preset(name)
     params = nn.init_params(spec, 0)
-    x, y = images(64, 0)
+    x, y = normal_batch(64, 0)
     first = {}
     for b, backend in backends.items():
         model = backend.build_model(spec, params)
@@ -51,7 +47,7 @@ def test_first_step_loss_agrees_float32(backends, name):
 ], ids=["sgd-nesterov", "adam-cosine", "adamw-clip"])
 def test_training_agrees_in_float64(backends, spec_opt):
     """Ten fused steps through the Trainer, each backend: weights equal to ~1e-12."""
-    x, y = images(80, 1, "float64")
+    x, y = normal_batch(80, 1, "float64")
     runs = {}
     for b, backend in backends.items():
         trainer = crossloop.Trainer(nn.lenet5(), spec_opt, backend=backend, dtype="float64", seed=3)

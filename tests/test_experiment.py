@@ -14,10 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import crossloop
+from conftest import SignalAt
 from crossloop import commands, optim
-from crossloop.data import write_idx
-from crossloop.data.sources import FILES
 from crossloop.commands import options
 from crossloop.commands.train import add_arguments
 from crossloop.experiment import ConfigError, Experiment
@@ -28,20 +26,6 @@ def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     return parser.parse_args(argv)
-
-
-@pytest.fixture
-def tiny_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with the four MNIST files: 128 train and 64 test random images."""
-    monkeypatch.setenv("CROSSLOOP_CACHE", str(tmp_path / "cache"))
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    for name, n in zip(FILES, (128, 128, 64, 64)):
-        shape = (n, 28, 28) if "images" in name else (n,)
-        high = 256 if "images" in name else 10
-        write_idx(folder / (name + ".gz"), rng.integers(0, high, shape).astype(np.uint8))
-    return folder
 
 
 # -- settings --------------------------------------------------------------------
@@ -123,6 +107,31 @@ def test_a_file_that_is_not_a_table_or_not_parseable(tmp_path):
         Experiment.from_file(tmp_path / "run.yaml")
 
 
+def test_train_and_parity_build_the_same_experiment_from_one_file(tmp_path):
+    """One settings object: a config file means the same run to both commands, and a
+    flag has the same default and the same checks in both."""
+    from crossloop.commands import parity, train
+
+    path = tmp_path / "run.toml"
+    path.write_text('model = "mlp"\noptimizer = "sgd"\nmomentum = 0.9\nlr = 0.05\n'
+                    'schedule = "step"\ngamma = 0.5\nbatch_size = 32\nseed = 4\n'
+                    'epochs = 3\ntensorboard = false\n')
+    built = {}
+    for command in (train, parity):
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        built[command.__name__] = options.settings(parser.parse_args(["--config", str(path)]))
+        with pytest.raises(ConfigError, match="momentum applies only with optimizer sgd"):
+            options.settings(parser.parse_args(["--config", str(path), "--optimizer", "adam"]))
+    assert built["crossloop.commands.train"] == built["crossloop.commands.parity"]
+    assert built["crossloop.commands.train"].optimizer_spec(10) == \
+        optim.SGD(optim.Step(0.05, 10, 0.5), momentum=0.9)
+    for command in (train, parity):  # no flags: the same defaults
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        assert options.settings(parser.parse_args([])) == Experiment()
+
+
 def test_optimizer_spec_follows_the_settings():
     steps = 10
     spec = Experiment(optimizer="sgd", momentum=0.9, nesterov=True, schedule="step",
@@ -192,21 +201,14 @@ def test_missing_data_is_reported_not_raised(tmp_path, capsys):
 
 
 def test_sigterm_then_resume_from_the_command_line(backend, tiny_mnist, tmp_path, monkeypatch, capsys):
-    import signal
-
     from crossloop import runner
 
     common = ["--data-dir", str(tiny_mnist), "--model", "mlp", "--epochs", "2", "--batch-size", "32",
               "--backend", backend.name, "--device", "cpu", "--no-plot", "--no-tensorboard"]
     assert commands.main(["train", *common, "--out-dir", str(tmp_path / "straight")]) == 0
 
-    class TermAtStep3(crossloop.Callback):
-        def on_batch_end(self, trainer):
-            if trainer.step == 3:
-                signal.raise_signal(signal.SIGTERM)
-
     build = runner.build_callbacks
-    monkeypatch.setattr(runner, "build_callbacks", lambda *a: [*build(*a), TermAtStep3()])
+    monkeypatch.setattr(runner, "build_callbacks", lambda *a: [*build(*a), SignalAt(3)])
     out = tmp_path / "stopped"
     assert commands.main(["train", *common, "--out-dir", str(out)]) == 143
     assert f"crossloop train --resume {out}" in capsys.readouterr().err

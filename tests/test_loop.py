@@ -1,19 +1,11 @@
 """The Trainer: events, history, evaluation, resumable position, and a real MNIST run."""
 
 import numpy as np
-import pytest
 
 import crossloop
+from conftest import striped_digits as tiny_data
 from crossloop import nn, optim
 from crossloop.data import Batches
-
-
-def tiny_data(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
-    images[np.arange(n), labels, :] = 255   # a learnable signal: the row is the label
-    return images, labels
 
 
 class Recorder(crossloop.Callback):

@@ -68,6 +68,7 @@ def _use_keras_adam(monkeypatch):
     """Break one semantic: the TensorFlow backend builds Keras's own Adam (eps 1e-7 added
     to the uncorrected sqrt(v)) instead of crossloop's torch-formula Adam."""
     import keras
+
     from crossloop_tensorflow import optimizers
 
     def keras_adam(spec, params):
@@ -102,8 +103,10 @@ def _record(step, loss=(1.0, 1.0), grads=0.0, weights=0.0) -> StepRecord:
                       {"0.weight": weights, "0.bias": 0.0})
 
 
-def _report(steps, tolerance=Tolerance(loss=1e-10, grads=1e-10, weights=1e-10, logits=1e-10),
-            logits=None) -> ParityReport:
+STRICT = Tolerance(loss=1e-10, grads=1e-10, weights=1e-10, logits=1e-10)
+
+
+def _report(steps, tolerance=STRICT, logits=None) -> ParityReport:
     return ParityReport(("a", "b"), "float64", tolerance, {}, steps,
                         logits or {"initial": 0.0, "final": 0.0}, 0.0)
 
@@ -175,6 +178,7 @@ def test_a_batches_object_feeds_epochs_back_to_back():
 
 def _settings(*argv):
     import argparse
+
     from crossloop.commands import options, parity
     parser = argparse.ArgumentParser()
     parity.add_arguments(parser)

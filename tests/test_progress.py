@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 import re
-import signal
 import sys
 
-import numpy as np
 import pytest
 
 import crossloop
+from conftest import SignalAt, random_digits
 from crossloop import nn, optim
-from crossloop.callbacks import Callback, EpochLogger
-from crossloop.data import Batches
+from crossloop.callbacks import EpochLogger
 from crossloop.callbacks.progress import ProgressBar, progress_callback
 
 EPOCHS = 2
@@ -27,12 +24,6 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def tiny(n: int, batch_size: int = 16) -> Batches:
-    rng = np.random.default_rng(n)
-    return Batches(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n),
-                   batch_size)
-
-
 def train(backend, callback) -> tuple[crossloop.Trainer, list[dict[str, float]], list[int]]:
     """A tiny two-epoch fit; also returns the batch index at each metric read."""
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend=backend,
@@ -40,7 +31,7 @@ def train(backend, callback) -> tuple[crossloop.Trainer, list[dict[str, float]],
     reads, read = [], backend.metric_results
     backend.metric_results = lambda metrics: (reads.append(trainer.batch), read(metrics))[1]
     try:
-        history = trainer.fit(tiny(96), tiny(32), epochs=EPOCHS)
+        history = trainer.fit(random_digits(96), random_digits(32), epochs=EPOCHS)
     finally:
         del backend.metric_results  # back to the class's method
     return trainer, history, reads
@@ -70,7 +61,7 @@ def test_plain_mode_prints_one_line_per_epoch(backend, capsys):
 
 def test_bar_renders_each_epoch_with_its_results(backend, capsys):
     stream = FakeTTY()
-    batches = len(tiny(96))
+    batches = len(random_digits(96))
     _, history, _ = train(backend, progress_callback(total=batches, epochs=EPOCHS, stream=stream))
     assert capsys.readouterr().out == ""  # the bar replaces the plain lines
     shown = screens(stream.getvalue())
@@ -93,27 +84,16 @@ def test_bar_reads_device_metrics_only_when_refreshing(backend):
     _, _, slow = train(backend, ProgressBar(stream=FakeTTY(), refresh_seconds=3600))
     _, _, eager = train(backend, ProgressBar(stream=FakeTTY(), refresh_seconds=0))
     assert slow == plain
-    batches = len(tiny(96))
+    batches = len(random_digits(96))
     assert len(eager) == len(plain) + EPOCHS * batches
     assert sorted(set(eager) - set(plain)) == list(range(1, batches))  # mid-epoch batch indices
 
 
-class SigtermAt(Callback):
-    """Send this process SIGTERM after optimizer step ``step``, as a scheduler would."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_batch_end(self, trainer) -> None:
-        if trainer.step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 def test_interrupted_bar_is_closed_and_a_resumed_epoch_starts_where_it_stopped(backend):
-    stream, data, batches = FakeTTY(), tiny(96), len(tiny(96))
+    stream, data, batches = FakeTTY(), random_digits(96), len(random_digits(96))
     bar = ProgressBar(batches, epochs=1, stream=stream, refresh_seconds=0)
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend=backend,
-                                callbacks=[SigtermAt(3), bar])
+                                callbacks=[SignalAt(3), bar])
     with pytest.raises(crossloop.Interrupted):
         trainer.fit(data, epochs=1)
     shown = stream.getvalue()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -22,9 +21,9 @@ pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 import crossloop  # noqa: E402
+from conftest import SignalAt, random_digits  # noqa: E402
 from crossloop import nn, optim  # noqa: E402
 from crossloop.callbacks import Callback  # noqa: E402
-from crossloop.data import Batches  # noqa: E402
 from crossloop.callbacks.tensorboard import TensorBoard  # noqa: E402
 
 # 96 samples in batches of 16: 6 steps an epoch; a step write every 2 steps.
@@ -97,37 +96,21 @@ class AddGradNorm(Callback):
         logs["grad_norm"] = 0.25 * logs["epoch"]
 
 
-def tiny(n: int) -> Batches:
-    rng = np.random.default_rng(n)
-    return Batches(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n), 16)
-
-
 def test_every_backend_writes_readable_events(backend, tmp_path):
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend=backend,
                                 callbacks=[AddGradNorm(), TensorBoard(tmp_path, every_steps=0)])
-    history = trainer.fit(tiny(96), tiny(32), epochs=EPOCHS)
+    history = trainer.fit(random_digits(96), random_digits(32), epochs=EPOCHS)
     check_epoch_scalars(tmp_path, history)
     train = scalars(tmp_path / "train")
     assert train["epoch/grad_norm"] == [(1, 0.25), (2, 0.5)]  # any numeric key is written
     assert not any(tag.startswith("step/") for tag in train)  # every_steps=0: per epoch only
 
 
-class SigtermAt(Callback):
-    """Send this process SIGTERM after optimizer step ``step``, as a scheduler would."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_batch_end(self, trainer):
-        if trainer.step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 def test_interrupted_run_leaves_readable_events_and_resumes_writing(backend, tmp_path):
-    train, test = tiny(96), tiny(32)
+    train, test = random_digits(96), random_digits(32)
     board = TensorBoard(tmp_path, every_steps=EVERY)
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend=backend,
-                                callbacks=[SigtermAt(3), board])
+                                callbacks=[SignalAt(3), board])
     with pytest.raises(crossloop.Interrupted):
         trainer.fit(train, test, epochs=EPOCHS)
     assert [s for s, _ in scalars(tmp_path / "train")["step/loss"]] == [2]  # closed, readable

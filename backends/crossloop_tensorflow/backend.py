@@ -7,10 +7,10 @@ files read side by side; what both share is in ``crossloop.backend.BaseBackend``
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from crossloop import losses, nn, optim

@@ -9,8 +9,8 @@ permuted between HWC and CHW order. Nothing is transposed in the hot path.
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 
 from crossloop import nn
 

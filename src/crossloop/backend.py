@@ -21,10 +21,11 @@ state while the torch and TensorFlow backends return the same object.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from importlib.util import find_spec
-from typing import Any, ContextManager, Mapping, Protocol, runtime_checkable
+from typing import Any, ContextManager, Protocol, runtime_checkable
 
 import numpy as np
 

@@ -12,8 +12,9 @@ This module only serializes: what a state holds is the trainer's business.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,11 +45,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint back into a state dict, without executing anything it contains."""
     path = Path(path)
     try:
-        document, tensors = storage.read(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
-    except storage.StorageError as exc:
-        raise CheckpointError(f"{path} is not a crossloop checkpoint: {exc}") from None
+        document, tensors = storage.read(path, "a crossloop checkpoint")
+    except (FileNotFoundError, storage.StorageError) as exc:
+        raise CheckpointError(str(exc)) from None
     if document.get("format") != FORMAT:
         raise CheckpointError(f"{path} has format {document.get('format')!r}, expected {FORMAT!r}")
     state: dict[str, Any] = {k: v for k, v in document.items() if k != "format"}

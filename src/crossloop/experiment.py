@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import nn, optim
 from .backend import DEVICES, choose_backend_name
@@ -54,13 +55,15 @@ class Experiment:
     """Every setting of one training run; the defaults mirror ``examples/mnist.py``."""
 
     # -- data
-    dataset: str = _option("data", "mnist", "data set: mnist or fashion-mnist (with --data-source tfds, "
-                                    "any TFDS name with 28x28 single-channel images)")
-    data_source: str = _option("data", "idx", "where the data comes from: idx (the four IDX files) or "
-                                      "tfds (tensorflow_datasets)", choices=DATA_SOURCES)
-    data_dir: str | None = _option("data", None, "idx: folder with the four IDX files (default: "
-                                         "$CROSSLOOP_DATA/<dataset>, the cache, then download); "
-                                         "tfds: TFDS data_dir", parse=str)
+    dataset: str = _option(
+        "data", "mnist", "data set: mnist or fashion-mnist (with --data-source tfds, any TFDS "
+        "name with 28x28 single-channel images)")
+    data_source: str = _option(
+        "data", "idx", "where the data comes from: idx (the four IDX files) or tfds "
+        "(tensorflow_datasets)", choices=DATA_SOURCES)
+    data_dir: str | None = _option(
+        "data", None, "idx: folder with the four IDX files (default: $CROSSLOOP_DATA/<dataset>, "
+        "the cache, then download); tfds: TFDS data_dir", parse=str)
     # -- model and optimizer
     model: str = _option("model", "lenet5", "model preset", choices=tuple(nn.PRESETS))
     optimizer: str = _option("model", "adam", "optimizer (torch.optim formulas on every backend)",
@@ -69,46 +72,52 @@ class Experiment:
     momentum: float = _option("model", 0.0, "SGD momentum", applies=("optimizer", "sgd"))
     nesterov: bool = _option("model", False, "SGD Nesterov momentum (needs --momentum)",
                              applies=("optimizer", "sgd"))
-    weight_decay: float | None = _option("model", None, "weight decay: L2 for sgd/adam, decoupled for "
-                                               "adamw (default: the optimizer's, 0 or 0.01 for "
-                                               "adamw)", parse=float)
-    schedule: str = _option("model", "cosine", "learning-rate schedule over the run: constant, cosine "
-                                      "(decay to 0), warmup (linear up, then linear down to 0), "
-                                      "step (times --gamma every --step-size steps)",
-                            choices=tuple(optim.SCHEDULES))
+    weight_decay: float | None = _option(
+        "model", None, "weight decay: L2 for sgd/adam, decoupled for adamw (default: the "
+        "optimizer's, 0 or 0.01 for adamw)", parse=float)
+    schedule: str = _option(
+        "model", "cosine", "learning-rate schedule over the run: constant, cosine (decay to 0), "
+        "warmup (linear up, then linear down to 0), step (times --gamma every --step-size steps)",
+        choices=tuple(optim.SCHEDULES))
     warmup_steps: int = _option("model", 0, "optimizer steps of linear warmup",
                                 applies=("schedule", "cosine warmup"))
-    step_size: int | None = _option("model", None, "optimizer steps between decays (default: one epoch)",
-                                    parse=int, applies=("schedule", "step"))
+    step_size: int | None = _option(
+        "model", None, "optimizer steps between decays (default: one epoch)", parse=int,
+        applies=("schedule", "step"))
     gamma: float = _option("model", 0.1, "decay factor of each step", applies=("schedule", "step"))
-    clip_norm: float | None = _option("model", None, "clip the global gradient norm to this (default: off)",
-                                      parse=float)
+    clip_norm: float | None = _option(
+        "model", None, "clip the global gradient norm to this (default: off)", parse=float)
     # -- the run
     epochs: int = _option("run", 2, "epochs to train")
     batch_size: int = _option("run", 64, "training batch size")
-    backend: str | None = _option("run", None, "torch or tensorflow (default: $CROSSLOOP_BACKEND, "
-                                        "else torch)", parse=str)
+    backend: str | None = _option(
+        "run", None, "torch or tensorflow (default: $CROSSLOOP_BACKEND, else torch)", parse=str)
     device: str = _option("run", "auto", "auto (a GPU if the framework sees one), cpu or gpu",
                           choices=DEVICES)
     seed: int = _option("run", 0, "seed of the initial weights and the batch order")
     dtype: str = _option("run", "float32", "parameter and input dtype", choices=nn.DTYPES)
     # -- output
-    name: str | None = _option("output", None, "run name: the output goes to runs/<name> "
-                                     "(default: runs/<date-time>-<backend>)", parse=str)
-    out_dir: str | None = _option("output", None, "output folder, overriding --name (default: "
-                                        "runs/<name>)", parse=str)
-    quiet: bool = _option("output", False, "one plain line per epoch instead of a progress bar "
-                                 "(the default when stderr is not a terminal)")
-    tensorboard: bool = _option("output", True, "write TensorBoard event files to <out_dir>/tensorboard")
+    name: str | None = _option(
+        "output", None, "run name: the output goes to runs/<name> (default: "
+        "runs/<date-time>-<backend>)", parse=str)
+    out_dir: str | None = _option(
+        "output", None, "output folder, overriding --name (default: runs/<name>)", parse=str)
+    quiet: bool = _option(
+        "output", False, "one plain line per epoch instead of a progress bar (the default when "
+        "stderr is not a terminal)")
+    tensorboard: bool = _option(
+        "output", True, "write TensorBoard event files to <out_dir>/tensorboard")
     plot: bool = _option("output", True, "draw <out_dir>/curves.png at the end (needs matplotlib)")
     # -- checkpoints and stopping
-    checkpoint_every: int | None = _option("output", None, "also save checkpoints/last every this many "
-                                                 "steps (default: every epoch only)", parse=int)
-    monitor: str = _option("output", "test_accuracy", "epoch metric that picks checkpoints/best and that "
-                                            "early stopping watches",
-                           choices=("test_accuracy", "test_loss", "accuracy", "loss"))
-    early_stopping: int | None = _option("output", None, "stop after this many epochs without improvement "
-                                               "of --monitor (default: off)", parse=int)
+    checkpoint_every: int | None = _option(
+        "output", None, "also save checkpoints/last every this many steps (default: every epoch "
+        "only)", parse=int)
+    monitor: str = _option(
+        "output", "test_accuracy", "epoch metric that picks checkpoints/best and that early "
+        "stopping watches", choices=("test_accuracy", "test_loss", "accuracy", "loss"))
+    early_stopping: int | None = _option(
+        "output", None, "stop after this many epochs without improvement of --monitor "
+        "(default: off)", parse=int)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -226,10 +235,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        if path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            values = _toml().loads(text)
+        values = json.loads(text) if path.suffix == ".json" else _toml().loads(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
     if not isinstance(values, dict):

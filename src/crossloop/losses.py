@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -17,7 +16,7 @@ class MSE:
     """Mean squared error over all elements (torch ``F.mse_loss``)."""
 
 
-Loss = Union[CrossEntropy, MSE]
+Loss = CrossEntropy | MSE
 LOSSES = {"cross_entropy": CrossEntropy, "mse": MSE}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -74,7 +73,7 @@ class Dropout:
     p: float = 0.5
 
 
-Layer = Union[Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten, Dropout]
+Layer = Conv2d | Linear | ReLU | MaxPool2d | AvgPool2d | Flatten | Dropout
 Shape = tuple[int, ...]
 
 
@@ -135,7 +134,8 @@ class Sequential:
     def describe(self) -> dict:
         """A JSON-able description, stored beside saved weights and checkpoints."""
         return {"name": self.name, "input_shape": list(self.input_shape),
-                "layers": [{"type": type(l).__name__, **l.__dict__} for l in self.layers]}
+                "layers": [{"type": type(layer).__name__, **layer.__dict__}
+                           for layer in self.layers]}
 
 
 def _pooled(size: int, kernel: int, stride: int) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 # Global-norm clipping: coef = max_norm / (total_norm + CLIP_EPS), clamped to 1.
 CLIP_EPS = 1e-6
@@ -90,7 +90,7 @@ class Step(_Described):
         return self.lr * self.gamma ** (step // self.step_size)
 
 
-Schedule = Union[Constant, Warmup, Cosine, Step]
+Schedule = Constant | Warmup | Cosine | Step
 SCHEDULES = {"constant": Constant, "warmup": Warmup, "cosine": Cosine, "step": Step}
 
 
@@ -138,19 +138,13 @@ class Adam(_Described):
 
 
 @dataclass(frozen=True)
-class AdamW(_Described):
-    """torch.optim.AdamW: Adam with decoupled decay p -= lr*wd*p before the update."""
-    lr: float | Schedule = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with decoupled decay p -= lr*wd*p before the update
+    (no L2 in the gradient), default weight_decay 0.01."""
     weight_decay: float = 0.01
-    clip_norm: float | None = None
-
-    def __post_init__(self) -> None:
-        _check(self)
 
 
-Optimizer = Union[SGD, Adam, AdamW]
+Optimizer = SGD | Adam | AdamW
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 HISTORY, CONFIG = "history.json", "config.json"
 PANELS = (("loss", "loss"), ("accuracy", "accuracy"))

@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Iterable
 
 from . import checkpoint, nn
 from .backend import Backend, get_backend
-from .callbacks import (Callback, CheckpointCallback, EarlyStopping, HistoryFile,
-                        NonFiniteGuard, PlotCurves, TensorBoard, progress_callback)
+from .callbacks import (
+    Callback,
+    CheckpointCallback,
+    EarlyStopping,
+    HistoryFile,
+    NonFiniteGuard,
+    PlotCurves,
+    TensorBoard,
+    progress_callback,
+)
 from .callbacks.monitor import mode_for
 from .data import Batches, Dataset, load_dataset, load_tfds
 from .experiment import Experiment

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,7 @@ KEY = "crossloop"
 
 
 class StorageError(ValueError):
-    """A file is not safetensors, or its crossloop document is not a JSON object.
-    The message leaves the path to the caller, which knows what the file was for."""
+    """A file is not safetensors, or its crossloop document is not a JSON object."""
 
 
 def write(path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray],
@@ -39,12 +39,13 @@ def write(path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray],
     return path
 
 
-def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read(path: str | os.PathLike[str], what: str = "a crossloop file",
+         ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The JSON document and the tensors (in file order) of a safetensors file.
 
-    The document is ``{}`` for a safetensors file that crossloop did not write;
-    a missing file raises ``FileNotFoundError``, anything else unreadable a
-    :class:`StorageError`.
+    The document is ``{}`` for a safetensors file that crossloop did not write.
+    A missing file raises ``FileNotFoundError``, anything else unreadable a
+    :class:`StorageError` saying that ``path`` is not ``what`` and why.
     """
     path = Path(path)
     if not path.is_file():
@@ -53,17 +54,18 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.nda
     try:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             text = (f.metadata() or {}).get(KEY, "{}")
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:  # safetensors raises its own error types for malformed files
-        raise StorageError(f"not a safetensors file ({type(exc).__name__}: {exc}); "
-                           "crossloop reads only safetensors files, never pickles") from None
+        raise StorageError(f"{path} is not {what}: not a safetensors file ({type(exc).__name__}: "
+                           f"{exc}); crossloop reads only safetensors files, never pickles") from None
     try:
         document = json.loads(text)
     except ValueError as exc:
-        raise StorageError(f"crossloop's document in the header is not valid JSON ({exc})") from None
+        raise StorageError(f"{path} is not {what}: its header's document is not valid JSON "
+                           f"({exc})") from None
     if not isinstance(document, dict):
-        raise StorageError(f"crossloop's document in the header is a {type(document).__name__}, "
-                           "not a JSON object")
+        raise StorageError(f"{path} is not {what}: its header's document is a "
+                           f"{type(document).__name__}, not a JSON object")
     return document, tensors
 
 

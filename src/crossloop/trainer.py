@@ -21,8 +21,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -16,8 +16,9 @@ imported only when a file is written or read.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -54,12 +55,7 @@ def load_params(path: str | os.PathLike[str], spec: nn.Sequential | None = None,
     description and every tensor's shape are checked.
     """
     path = Path(path)
-    try:
-        header, tensors = storage.read(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"load_params: no file at {path}") from None
-    except storage.StorageError as exc:
-        raise ValueError(f"load_params: {path}: {exc}") from None
+    header, tensors = storage.read(path, "a crossloop weights file")
     if header.get("format") == FORMAT:
         params = {name: tensors[name] for name in header["tensors"]}
     elif header.get("format") == checkpoint.FORMAT:

@@ -44,7 +44,7 @@ class EventWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / (f"events.out.tfevents.{int(time.time()):010d}."
                               f"{socket.gethostname()}.{os.getpid()}.{next(_unique):06d}")
-        self._records = RecordWriter(open(self.path, "wb"))
+        self._records = RecordWriter(open(self.path, "wb"))  # noqa: SIM115 (closed by close())
         self._records.write(self._event(wall_time=time.time(),
                                         file_version="brain.Event:2").SerializeToString())
         self.flush()

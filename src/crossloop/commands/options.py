@@ -10,8 +10,9 @@ them; the help shows each field's real default.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import fields
-from typing import Any, Iterable
+from typing import Any
 
 from ..experiment import GROUPS, Experiment
 

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Parity's own options, then the experiment settings it shares with ``crossloop train``."""
     own = parser.add_argument_group("parity")
     own.add_argument("--backends", default="torch,tensorflow", help="two backends, comma-separated")
-    own.add_argument("--dtype", default="float64", choices=nn.DTYPES,
+    own.add_argument("--dtype", dest="parity_dtype", default="float64", choices=nn.DTYPES,
                      help="precision of the comparison (the experiment's own dtype is not used)")
     own.add_argument("--steps", type=int, default=50, help="optimizer steps to compare")
     own.add_argument("--out", default="parity", help="folder for report.json and parity.png")
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     """Print the table, write report.json and parity.png; exit 1 when a tolerance
     is exceeded (the message names step and tensor), 2 on bad input."""
     try:
-        exp = dataclasses.replace(options.settings(args), dtype=args.dtype)
+        exp = dataclasses.replace(options.settings(args), dtype=args.parity_dtype)
         backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-        tolerance = dataclasses.replace(Tolerance.default(args.dtype), **{
+        tolerance = dataclasses.replace(Tolerance.default(exp.dtype), **{
             f.name: getattr(args, f"tol_{f.name}") for f in dataclasses.fields(Tolerance)
             if getattr(args, f"tol_{f.name}") is not None})
         train, _ = load_data(exp)
@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"crossloop parity: error: {exc}", file=sys.stderr)
         return 2
     print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps, "
-          f"{args.dtype}, {type(opt).__name__}, {' vs '.join(backends)}", flush=True)
+          f"{exp.dtype}, {type(opt).__name__}, {' vs '.join(backends)}", flush=True)
     try:
         report = run_parity(spec, opt, train, steps=args.steps, backends=backends,
-                            dtype=args.dtype, seed=exp.seed, tolerance=tolerance,
+                            dtype=exp.dtype, seed=exp.seed, tolerance=tolerance,
                             device=exp.device, config={"experiment": exp.to_dict()})
     except BackendError as exc:
         print(f"crossloop parity: error: {exc}", file=sys.stderr)
