@@ -16,23 +16,17 @@ keyed by the source files' paths, sizes and mtimes, so a second load is fast.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
-import http.client
 import json
 import os
-import sys
-import urllib.request
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from ..files import atomic_write
+from .download import ChecksumError, cache_dir, fetch_files
 from .idx import read_idx
 
 __all__ = [
@@ -78,17 +72,11 @@ CHECKSUMS: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 
-_TIMEOUT_S = 30
-_CHUNK = 1 << 20
 _CACHE_VERSION = "1"  # bump to invalidate decoded caches when their layout changes
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The data set's files are in none of the places looked and could not be downloaded."""
-
-
-class ChecksumError(OSError):
-    """A downloaded file's MD5 does not match the published one."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +132,7 @@ def load_dataset(
         return _load(key, folder, paths)
 
     root = os.environ.get("CROSSLOOP_DATA")
-    cache = _cache_dir() / key
+    cache = cache_dir() / key
     candidates = [("$CROSSLOOP_DATA", Path(root).expanduser() / key)] if root else []
     looked = [] if root else ["  $CROSSLOOP_DATA: not set"]
     for label, folder in [*candidates, ("cache", cache)]:
@@ -154,7 +142,8 @@ def load_dataset(
         looked.append(f"  {label}: {folder} ({_state(folder, missing)})")
 
     if download:
-        failures = _download(key, cache)
+        missing = {f: CHECKSUMS[key][f] for f in _find_files(cache)[1]}
+        failures = fetch_files(missing, MIRRORS[key], cache)
         if not failures:
             return _load(key, cache, _find_files(cache)[0])
         how = "download failed:\n" + "\n".join(f"  {f}" for f in failures)
@@ -179,14 +168,6 @@ def _file_list() -> str:
     return ", ".join(f + ".gz" for f in FILES)
 
 
-def _cache_dir() -> Path:
-    """Where downloads and decoded arrays go."""
-    if d := os.environ.get("CROSSLOOP_CACHE"):
-        return Path(d).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "crossloop"
-
-
 def _find_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """Each of the four files' path in ``folder`` (raw preferred over .gz), and those missing."""
     found, missing = {}, []
@@ -203,7 +184,7 @@ def _load(name: str, folder: Path, paths: dict[str, Path]) -> Dataset:
     """Decode the four files (or fetch them from the decoded cache) and validate them."""
     stats = [(str(p.resolve()), (st := p.stat()).st_size, st.st_mtime_ns) for p in paths.values()]
     digest = hashlib.sha256(json.dumps([_CACHE_VERSION, stats]).encode()).hexdigest()[:24]
-    npz = _cache_dir() / "decoded" / f"{name}-{digest}.npz"
+    npz = cache_dir() / "decoded" / f"{name}-{digest}.npz"
     arrays = _read_npz(npz)
     if arrays is None:
         arrays = [read_idx(p) for p in paths.values()]
@@ -250,75 +231,3 @@ def _write_npz(path: Path, arrays: list[np.ndarray]) -> None:
     """Write the decoded cache atomically; silently skip if the cache is not writable."""
     with contextlib.suppress(OSError):
         atomic_write(path, lambda f: np.savez(f, **dict(zip(FILES, arrays, strict=True))))
-
-
-def _download(name: str, folder: Path) -> list[str]:
-    """Download the missing files of ``name`` into ``folder``; return the failures (empty = done).
-
-    Each file is tried on every mirror in turn. A checksum mismatch is reported
-    and the next mirror tried; if every mirror of a file gave a bad checksum,
-    ``ChecksumError`` is raised rather than pretending the data is absent.
-    """
-    for f in _find_files(folder)[1]:
-        kind, md5 = CHECKSUMS[name][f]
-        errors: list[str] = []
-        bad: list[ChecksumError] = []
-        for mirror in MIRRORS[name]:
-            url = mirror + f + ".gz"
-            try:
-                atomic_write(folder / (f + ".gz"), partial(_fetch, url, kind, md5), suffix=".part")
-                break
-            except ChecksumError as e:
-                bad.append(e)
-                print(f"crossloop: {e}", file=sys.stderr)
-            except (OSError, http.client.HTTPException) as e:  # offline, 404, timeout, read-only
-                errors.append(f"{url}: {e}")
-        else:
-            if bad and len(bad) == len(MIRRORS[name]):
-                raise ChecksumError("\n".join(str(e) for e in bad))
-            return errors + [str(e) for e in bad]
-    return []
-
-
-def _fetch(url: str, kind: str, md5: str, out: BinaryIO) -> None:
-    """Stream ``url`` into ``out`` with progress on stderr, then check its MD5."""
-    print(f"crossloop: downloading {url}", file=sys.stderr)
-    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
-        total = int(resp.headers.get("Content-Length") or 0)
-        gz_md5 = hashlib.md5(usedforsecurity=False)
-        for chunk in _progress(_chunks(resp), total):
-            gz_md5.update(chunk)
-            out.write(chunk)
-    if kind == "gz":
-        got = gz_md5.hexdigest()
-    else:
-        raw_md5 = hashlib.md5(usedforsecurity=False)
-        out.seek(0)
-        try:
-            with gzip.GzipFile(fileobj=out, mode="rb") as g:
-                for chunk in _chunks(g):
-                    raw_md5.update(chunk)
-        except (OSError, EOFError) as e:
-            raise ChecksumError(f"{url}: not a valid gzip file ({e}); expected MD5 {md5}") from None
-        got = raw_md5.hexdigest()
-    if got != md5:
-        raise ChecksumError(f"{url}: MD5 mismatch ({kind}): expected {md5}, got {got}")
-
-
-def _chunks(f: BinaryIO) -> Iterable[bytes]:
-    while chunk := f.read(_CHUNK):
-        yield chunk
-
-
-def _progress(chunks: Iterable[bytes], total: int) -> Iterable[bytes]:
-    """Pass chunks through, drawing a percentage on stderr when it is a terminal."""
-    stderr = sys.stderr
-    tty, done, shown = stderr.isatty(), 0, -1
-    for chunk in chunks:
-        yield chunk
-        done += len(chunk)
-        pct = 100 * done // total if total else -1
-        if tty and total and pct != shown:
-            print(f"\r  {pct:3d}%  {done / 1e6:.1f} / {total / 1e6:.1f} MB", end="", file=stderr)
-            shown = pct
-    print(("\n" if tty and total else "") + f"  done, {done / 1e6:.1f} MB", file=stderr)
