@@ -32,10 +32,6 @@ from . import optim as optim_lib
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
 
-EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_epoch_end", "on_interrupt",
-          "on_fit_end")
-
-
 class Interrupted(KeyboardInterrupt):
     """Training stopped on SIGINT/SIGTERM after a whole step; callbacks have saved."""
 
