@@ -195,9 +195,11 @@ def test_crossloop_train_end_to_end(backend, tiny_mnist, tmp_path, capsys):
 
 def test_missing_data_is_reported_not_raised(tmp_path, capsys):
     code = commands.main(["train", "--data-dir", str(tmp_path / "nothing"), "--out-dir",
-                     str(tmp_path / "run")])
-    assert code == 1
-    assert str(tmp_path / "nothing") in capsys.readouterr().err
+                          str(tmp_path / "run")])
+    assert code == 2  # bad input: one line, no traceback
+    err = capsys.readouterr().err
+    assert str(tmp_path / "nothing") in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # a run that never started leaves no folder
 
 
 def test_sigterm_then_resume_from_the_command_line(backend, tiny_mnist, tmp_path, monkeypatch, capsys):

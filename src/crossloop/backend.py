@@ -30,6 +30,7 @@ from typing import Any, ContextManager, Protocol, runtime_checkable
 import numpy as np
 
 from . import losses, nn, optim
+from .errors import InputError
 
 ENTRY_POINT_GROUP = "crossloop.backends"
 ENV_VAR = "CROSSLOOP_BACKEND"
@@ -42,7 +43,7 @@ _FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow"}
 Params = dict[str, np.ndarray]
 
 
-class BackendError(RuntimeError):
+class BackendError(InputError, RuntimeError):
     """A backend cannot be chosen or cannot run as asked."""
 
 

@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 
 from . import storage
+from .errors import InputError
+from .state import StateError, check_state
 
 FORMAT = "crossloop.checkpoint/1"
 # state_dict entry -> tensor-name prefix in the file
 SECTIONS = {"model": "params", "optimizer": "optimizer"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint cannot be read, or does not fit the run it is loaded into."""
 
 
@@ -60,16 +62,21 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise CheckpointError(f"{path}: unexpected tensor {name!r} (sections: "
                                   f"{', '.join(p + '/' for p in prefixes)})")
         state[prefixes[prefix]][rest] = value
+    try:
+        check_state(state)
+    except StateError as exc:
+        raise CheckpointError(f"{path} is not a valid checkpoint: {exc}") from None
     return state
 
 
-def restore(trainer: Any, path: str | os.PathLike[str]) -> dict[str, Any]:
+def restore(trainer: Any, path: str | os.PathLike[str], *,
+            reset_optimizer: bool = False) -> dict[str, Any]:
     """Load the checkpoint at ``path`` into ``trainer`` (``trainer.load_state_dict``);
-    return the loaded state. A checkpoint that does not fit the trainer's model
-    raises :class:`CheckpointError` naming the file and the first mismatch."""
+    return the loaded state. A checkpoint that does not fit the trainer raises
+    :class:`CheckpointError` naming the file and the first mismatch."""
     state = load(path)
     try:
-        trainer.load_state_dict(state)
-    except ValueError as exc:
-        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+        trainer.load_state_dict(state, reset_optimizer=reset_optimizer)
+    except StateError as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this run: {exc}") from None
     return state

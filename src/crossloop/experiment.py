@@ -28,12 +28,13 @@ from typing import Any
 from . import nn, optim
 from .backend import DEVICES, choose_backend_name
 from .data.sources import MIRRORS
+from .errors import InputError
 
 DATA_SOURCES = ("idx", "tfds")
 GROUPS = ("data", "model", "run", "output")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """An experiment setting is unknown, of the wrong type, out of range, or does not apply."""
 
 

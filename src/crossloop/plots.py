@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InputError
+
 HISTORY, CONFIG = "history.json", "config.json"
 PANELS = (("loss", "loss"), ("accuracy", "accuracy"))
 MARKERS = "osD^v<>p*h"
 
 
-class RunNotFoundError(FileNotFoundError):
+class RunNotFoundError(InputError, FileNotFoundError):
     """A folder given as a run does not hold a run's history.json."""
 
 

@@ -8,6 +8,7 @@ standard callbacks, and the files a run leaves in its output folder.
     curves.png     loss and accuracy per epoch
     checkpoints/   last.safetensors (every epoch, every ``checkpoint_every`` steps,
                    and on Ctrl-C/SIGTERM) and best.safetensors (by ``monitor``)
+    .crossloop.lock  held (flock) while the run runs; holds the PID of the last holder
 
 ``crossloop train`` is a thin command over :func:`run_experiment`; the parity
 harness takes its batches and optimizer from the same :func:`load_data` and
@@ -16,6 +17,7 @@ harness takes its batches and optimizer from the same :func:`load_data` and
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -39,6 +41,9 @@ from .callbacks.monitor import mode_for
 from .data import Batches, Dataset, load_dataset, load_tfds
 from .experiment import Experiment
 from .files import write_json
+from .resume import ResumePlan, plan_resume
+from .run_folder import CHECKPOINT, RunFolder
+from .state import StateError
 from .trainer import Trainer
 
 TEST_BATCH_SIZE = 1000  # evaluation batch: larger is faster and does not change the result
@@ -88,51 +93,85 @@ def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int) -> lis
 def build_trainer(exp: Experiment, steps_per_epoch: int, callbacks: Iterable[Callback] = (), *,
                   backend: Backend | None = None) -> Trainer:
     """The Trainer for ``exp``: its model preset and optimizer on its backend and device
-    (or on ``backend``, already loaded)."""
-    return Trainer(nn.preset(exp.model), exp.optimizer_spec(steps_per_epoch),
-                   backend=backend or exp.backend, device=exp.device, dtype=exp.dtype,
-                   seed=exp.seed, callbacks=callbacks, track_grad_norm=exp.tensorboard)
+    (or on ``backend``, already loaded), carrying ``exp``'s settings in its state."""
+    trainer = Trainer(nn.preset(exp.model), exp.optimizer_spec(steps_per_epoch),
+                      backend=backend or exp.backend, device=exp.device, dtype=exp.dtype,
+                      seed=exp.seed, callbacks=callbacks, track_grad_norm=exp.tensorboard)
+    trainer.settings = replace(exp, name=None, out_dir=None).to_dict()
+    return trainer
 
 
-def run_experiment(exp: Experiment, *, resume: bool = False) -> tuple[Trainer, Path]:
+def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | None = None,
+                   overwrite: bool = False, allow_change: Iterable[str] = ()
+                   ) -> tuple[Trainer, Path]:
     """Train ``exp`` end to end, printing what runs at the start and the result at the end;
     returns the trainer and the output folder.
 
-    Writes config.json before training (backend resolved; name and out_dir
-    left out, so rerunning it never overwrites this run) and history.json
-    after every epoch. ``resume=True`` first restores the output folder's last
-    checkpoint (on whichever backend ``exp`` names).
+    The output folder is held (:class:`~crossloop.run_folder.RunFolder`) for the whole
+    run. A new run refuses a folder that holds another run's files unless
+    ``overwrite``. ``resume_from`` continues the run in that folder from its last
+    checkpoint: in place when it is the output folder, else in a new branch that
+    starts as a copy of its config and checkpoint (the source is never written).
+    The checkpoint's settings must match ``exp`` but for the names in
+    ``allow_change`` (:func:`~crossloop.resume.plan_resume`). Writes config.json
+    before training (backend resolved; name and out_dir left out, so rerunning it
+    never overwrites this run) and history.json after every epoch.
     """
     backend = get_backend(exp.backend, device=exp.device)  # a bad backend fails before the data
-    train, test = load_data(exp)
-    folder = output_dir(exp)
+    folder = RunFolder(output_dir(exp))
+    state = None
+    if resume_from is not None:
+        source = RunFolder(resume_from)
+        state = checkpoint.load(checkpoint_path(source))  # checked before anything is written
     exp = replace(exp, backend=backend.name)
-    callbacks = build_callbacks(exp, folder, len(train))
-    trainer = build_trainer(exp, len(train), callbacks, backend=backend)
-    if resume:
-        state = checkpoint.restore(trainer, checkpoint_path(folder))
-        print(f"resuming {folder} at step {trainer.step} (epoch {trainer.epoch + 1}, batch "
-              f"{trainer.batch}), saved on {state['backend']}", flush=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", replace(exp, name=None, out_dir=None).to_dict())
-    print(f"{describe(exp)}\n{trainer.backend}: {train.num_samples} training samples, "
-          f"{len(train)} steps/epoch; writing to {folder}", flush=True)
-    history = trainer.fit(train, test, epochs=exp.epochs)
+    train, test = load_data(exp)
+    with folder.hold():
+        folder.remove_temporaries()
+        if state is None:
+            folder.claim(overwrite=overwrite)
+        elif source.path.resolve() != folder.path.resolve():
+            folder.branch_from(source, overwrite=overwrite)
+        plan = (plan_resume(state.get("settings") or {}, exp, state, len(train), allow_change)
+                if state is not None and state.get("settings") else ResumePlan())
+        trainer = build_trainer(exp, len(train), build_callbacks(exp, folder.path, len(train)),
+                                backend=backend)
+        if state is not None:
+            _resume(trainer, state, plan, folder.path, source.path)
+        write_json(folder.path / "config.json", trainer.settings)
+        print(f"{describe(exp)}\n{trainer.backend}: {train.num_samples} training samples, "
+              f"{len(train)} steps/epoch; writing to {folder.path}", flush=True)
+        history = trainer.fit(train, test, epochs=exp.epochs)
     if history:
         n, seconds = len(history), sum(h["seconds"] for h in history)
         print(f"final test accuracy {history[-1]['test_accuracy']:.4f} after {n} "
-              f"epoch{'s' * (n != 1)} ({seconds:.1f}s training); results in {folder}", flush=True)
-    return trainer, folder
+              f"epoch{'s' * (n != 1)} ({seconds:.1f}s training); results in {folder.path}",
+              flush=True)
+    return trainer, folder.path
 
 
-def checkpoint_path(folder: Path) -> Path:
+def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, source: Path) -> None:
+    """Load ``state`` into ``trainer`` as ``plan`` says, and say what happens."""
+    settings = trainer.settings  # this run's, not the checkpoint's
+    try:
+        trainer.load_state_dict(state, reset_optimizer=plan.reset_optimizer)
+    except StateError as exc:
+        raise checkpoint.CheckpointError(f"the checkpoint in {source} does not fit this run: "
+                                         f"{exc}") from None
+    trainer.settings = settings
+    branch = "" if source.resolve() == folder.resolve() else f" from {source} into {folder}"
+    print(f"resuming{branch} at step {trainer.step} (epoch {trainer.epoch + 1}, batch "
+          f"{trainer.batch}), saved on {state['backend']}", flush=True)
+    for note in plan.notes:
+        print(f"  changed: {note}", flush=True)
+
+
+def checkpoint_path(folder: RunFolder) -> Path:
     """The checkpoint a resume continues from: the run folder's last one."""
-    path = folder / "checkpoints" / "last.safetensors"
-    if not path.is_file():
+    if not folder.checkpoint.is_file():
         raise checkpoint.CheckpointError(
-            f"nothing to resume in {folder}: no {path.relative_to(folder)} (was the run "
-            "started with checkpoints, and is this its folder?)")
-    return path
+            f"nothing to resume in {folder.path}: no {CHECKPOINT} (was the run started with "
+            "checkpoints, and is this its folder?)")
+    return folder.checkpoint
 
 
 def describe(exp: Experiment) -> str:

@@ -19,12 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .files import atomic_write
 
 KEY = "crossloop"
+# The largest JSON header crossloop reads: a checkpoint's document and tensor index
+# are kilobytes (a few MB for a very long history); a larger header is refused
+# before it is parsed, so a hostile file cannot make loading use much memory.
+MAX_HEADER_BYTES = 16 * 2**20
 
 
-class StorageError(ValueError):
+class StorageError(InputError, ValueError):
     """A file is not safetensors, or its crossloop document is not a JSON object."""
 
 
@@ -51,6 +56,7 @@ def read(path: str | os.PathLike[str], what: str = "a crossloop file",
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
     safetensors = _safetensors()
+    _check_header_size(path, what)
     try:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             text = (f.metadata() or {}).get(KEY, "{}")
@@ -67,6 +73,23 @@ def read(path: str | os.PathLike[str], what: str = "a crossloop file",
         raise StorageError(f"{path} is not {what}: its header's document is a "
                            f"{type(document).__name__}, not a JSON object")
     return document, tensors
+
+
+def _check_header_size(path: Path, what: str) -> None:
+    """A safetensors file starts with its header's length (8 bytes, little-endian):
+    check it against :data:`MAX_HEADER_BYTES` and the file before anything is parsed."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+    if len(head) < 8:
+        raise StorageError(f"{path} is not {what}: {size} bytes, too short for a safetensors "
+                           "file; crossloop reads only safetensors files, never pickles")
+    length = int.from_bytes(head, "little")
+    if length > MAX_HEADER_BYTES or 8 + length > size:
+        raise StorageError(f"{path} is not {what}: not a safetensors file (its header claims "
+                           f"{length} bytes; the file has {size}, the limit is "
+                           f"{MAX_HEADER_BYTES}); crossloop reads only safetensors files, "
+                           "never pickles")
 
 
 def _safetensors() -> Any:

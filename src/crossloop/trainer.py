@@ -31,6 +31,8 @@ from . import losses, nn
 from . import optim as optim_lib
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
+from .state import StateError, check_state
+
 
 class Interrupted(KeyboardInterrupt):
     """Training stopped on SIGINT/SIGTERM after a whole step; callbacks have saved."""
@@ -76,9 +78,13 @@ class Trainer:
         self.batch = 0         # batches done in the current epoch
         self.lr = optimizer.lr(0)
         self.history: list[dict[str, float]] = []
+        # JSON-able settings of the run this trainer belongs to, kept in its state
+        # (crossloop train stores its Experiment here, so a resume can compare)
+        self.settings: dict[str, Any] = {}
         self.stop_reason: str | None = None     # why fit is stopping early, if it is
         self.interrupted: str | None = None     # the signal that stopped fit, if any
         self._error: Exception | None = None    # raised by fit once callbacks have ended
+        self._batches_per_epoch: int | None = None   # of the data being (or last) trained on
 
     # -- training -------------------------------------------------------------
     def fit(self, train, test=None, *, epochs: int = 1) -> list[dict[str, float]]:
@@ -86,6 +92,7 @@ class Trainer:
         evaluate on ``test`` after each. Returns the per-epoch history."""
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
+        self._check_data(train)
         self.stop_reason, self.interrupted, self._error = None, None, None
         self._emit("on_fit_start")
         with self._stop_on_signals():
@@ -184,7 +191,7 @@ class Trainer:
         callback's own state under its class name.
         """
         b = self.backend
-        return {
+        state = {
             "backend": b.name, "dtype": self.dtype, "seed": self.seed,
             "step": self.step, "epoch": self.epoch, "batch": self.batch,
             "spec": self.spec.describe(), "optimizer_spec": self.optimizer_spec.describe(),
@@ -192,30 +199,74 @@ class Trainer:
             "metrics": b.metric_sums(self.train_metrics),
             "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
                           if hasattr(c, "state_dict")},
+            "settings": self.settings,
             "model": b.get_params(self.model),
             "optimizer": b.get_optimizer_state(self.optimizer, self.model),
         }
+        if self._batches_per_epoch is not None:
+            state["data"] = {"batches_per_epoch": self._batches_per_epoch}
+        return state
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], *, reset_optimizer: bool = False) -> None:
         """Put this trainer exactly where ``state`` (from :meth:`state_dict`, on any
-        backend) left off. The model spec must be this trainer's; tensors are
-        cast to this run's dtype."""
-        nn.check_params(self.spec.param_shapes(), dict(state["model"]))
+        backend) left off.
+
+        The state is checked first (:func:`crossloop.state.check_state`), then against
+        this trainer: the same model spec and shapes, and the same optimizer (type and
+        slots) unless ``reset_optimizer=True``, which keeps the fresh optimizer this
+        trainer was built with. Tensors are cast to this run's dtype. The data ``fit``
+        trains on must have as many batches per epoch as when the state was saved.
+        Raises :class:`crossloop.state.StateError` naming what does not fit.
+        """
+        check_state(state)
+        try:
+            nn.check_params(self.spec.param_shapes(), dict(state["model"]))
+        except ValueError as exc:
+            raise StateError(str(exc)) from None
         if state["spec"] != self.spec.describe():
-            raise ValueError(f"the state was saved from a different {state['spec']['name']!r} "
+            raise StateError(f"the state was saved from a different {state['spec'].get('name')!r} "
                              f"model spec than this run's {self.spec.name!r}: "
-                             f"{state['spec']['layers']} vs {self.spec.describe()['layers']}")
+                             f"{state['spec'].get('layers')} vs {self.spec.describe()['layers']}")
         b = self.backend
+        if not reset_optimizer:
+            self._check_optimizer(state)
         self.model = b.set_params(self.model, _cast(state["model"], self.dtype))
-        self.optimizer = b.set_optimizer_state(self.optimizer, self.model,
-                                               _cast(state["optimizer"], self.dtype), state["step"])
+        if not reset_optimizer:
+            self.optimizer = b.set_optimizer_state(self.optimizer, self.model,
+                                                   _cast(state["optimizer"], self.dtype),
+                                                   state["step"])
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.history = [dict(h) for h in state["history"]]
+        self.settings = dict(state.get("settings") or {})
+        self._batches_per_epoch = (state.get("data") or {}).get("batches_per_epoch")
         self.train_metrics = b.set_metric_sums(self.train_metrics, state["metrics"])
         for callback in self.callbacks:
             saved = state["callbacks"].get(type(callback).__name__)
             if saved is not None and hasattr(callback, "load_state_dict"):
                 callback.load_state_dict(saved)
+
+    def _check_optimizer(self, state: Mapping[str, Any]) -> None:
+        saved, ours = state["optimizer_spec"]["type"], type(self.optimizer_spec).__name__
+        expected = set(self.backend.get_optimizer_state(self.optimizer, self.model))
+        if saved != ours or set(state["optimizer"]) != expected:
+            raise StateError(f"the state's optimizer is {saved} with {len(state['optimizer'])} "
+                             f"state tensors, this trainer's is {ours} with {len(expected)}: "
+                             "load with reset_optimizer=True to start the optimizer afresh")
+
+    def _check_data(self, train: Any) -> None:
+        """Remember how many batches an epoch of ``train`` has; refuse data that does
+        not fit a resumed position."""
+        if not hasattr(train, "__len__"):
+            return
+        batches = len(train)
+        if self._batches_per_epoch not in (None, batches) and (self.step or self.batch):
+            raise StateError(f"this run was saved at {self._batches_per_epoch} batches per "
+                             f"epoch, but the data gives {batches}: resume with the data and "
+                             "batch size it was trained with")
+        if self.batch > batches:
+            raise StateError(f"the resumed position, batch {self.batch}, is past the end of "
+                             f"an epoch of {batches} batches")
+        self._batches_per_epoch = batches
 
     @contextmanager
     def _stop_on_signals(self):

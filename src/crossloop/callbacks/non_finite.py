@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 from .base import Callback
@@ -19,12 +18,17 @@ class NonFiniteGuard(Callback):
     It reads the device's running loss every ``check_every`` steps (1 on CPU,
     where the read is nearly free; 100 on a GPU, where each read waits for the
     device) and stops the trainer with a :class:`NonFiniteError` naming the
-    step. Checkpoints never save non-finite weights, so the last good one stays.
+    step, or the range of steps since the last check. Checkpoints never save
+    non-finite weights, so the last good one stays.
     """
 
     def __init__(self, check_every: int | None = None):
         self.check_every = check_every
-        self.checked_step = 0
+        self.checked_step = 0   # the last step whose running loss was seen finite
+
+    def on_fit_start(self, trainer: Any) -> None:
+        # a run resumed without this guard's state: its position was finite when saved
+        self.checked_step = max(self.checked_step, trainer.step)
 
     def on_batch_end(self, trainer: Any) -> None:
         every = self.check_every or (1 if trainer.backend.device == "cpu" else 100)
@@ -46,8 +50,12 @@ class NonFiniteGuard(Callback):
         where = (f"at step {trainer.step}" if trainer.step - self.checked_step <= 1
                  else f"between steps {self.checked_step + 1} and {trainer.step}")
         error = NonFiniteError(
-            f"training loss became {loss} {where} (epoch {trainer.epoch + 1}, batch {trainer.batch}); "
-            "stopped. Lower the learning rate or clip gradients (clip_norm); the last "
-            "checkpoint saved before this point holds the last finite weights")
-        print(f"crossloop: {error}", file=sys.stderr)
+            f"training loss became {loss} {where} (epoch {trainer.epoch + 1}, batch "
+            f"{trainer.batch}); stopped. Lower the learning rate or clip gradients (clip_norm)")
         trainer.stop(str(error), error=error)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"checked_step": self.checked_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.checked_step = int(state["checked_step"])

@@ -5,8 +5,10 @@ One module per command, each exposing ``add_arguments(parser)`` and
 ``crossloop --help`` is instant and imports no framework. The library modules
 hold no command-line code: this package is the only place that parses flags.
 
-Exit codes, for every command: 0 success; 1 the thing it measures failed;
-2 bad input (settings, config, data, checkpoint, environment).
+Every command keeps one exit-code contract (:data:`EXIT_CODES`, shown in each
+``--help``): bad input -- any :class:`crossloop.errors.InputError`, or a flag
+argparse rejects -- prints one line naming what is wrong and the fix, and exits
+2; a traceback appears only with ``--debug``, or for a bug (exit 70).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
+from typing import NoReturn
+
+from ..errors import InputError
 
 # command -> one-line help; the module is crossloop.commands.<command>
 COMMANDS = {
@@ -22,11 +28,31 @@ COMMANDS = {
     "compare": "plot two or more runs on one figure",
 }
 
+EXIT_CODES = """exit codes:
+  0    success
+  1    the thing the command measures failed (parity over tolerance; training
+       stopped by the non-finite guard)
+  2    bad input: a setting, config file, data, checkpoint or run folder, or the
+       environment (a missing framework or GPU); one line says what and the fix
+  70   internal error: a bug in crossloop (the traceback is printed)
+  130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM, after saving"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Option defaults in the help, and the exit-code table kept as written."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with the house rule for bad flags: one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def _usage() -> str:
     lines = ["usage: crossloop <command> [options]", "", "commands:"]
     lines += [f"  {name:<9} {help_}" for name, help_ in COMMANDS.items()]
-    lines += ["", "Run 'crossloop <command> --help' for a command's options."]
+    lines += ["", "Run 'crossloop <command> --help' for a command's options.", "", EXIT_CODES]
     return "\n".join(lines)
 
 
@@ -38,10 +64,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"crossloop: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"crossloop: error: unknown command {name!r}; choose one of "
+              f"{', '.join(COMMANDS)} (see crossloop --help)", file=sys.stderr)
         return 2
     module = importlib.import_module(f"{__name__}.{name}")
-    parser = argparse.ArgumentParser(prog=f"crossloop {name}", description=COMMANDS[name],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = Parser(prog=f"crossloop {name}", description=COMMANDS[name], epilog=EXIT_CODES,
+                    formatter_class=_Formatter)
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full traceback instead of one line")
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"crossloop {name}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception:  # not the user's input: a bug, shown in full
+        traceback.print_exc()
+        print(f"crossloop {name}: internal error (a bug in crossloop; the traceback above "
+              "says where): please report it", file=sys.stderr)
+        return 70
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (line breaks of multi-line messages become '; ')."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

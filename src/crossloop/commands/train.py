@@ -1,8 +1,14 @@
 """``crossloop train``: train a model from flags or a TOML/JSON config.
 
-``crossloop train --resume runs/NAME`` continues a stopped run exactly where
-it stopped, from its config.json and last checkpoint; flags still override,
-so ``--backend tensorflow`` continues a torch run on TensorFlow.
+A run folder belongs to one run: a second run into a folder in use is refused
+(naming the PID that holds it), and a new run never replaces a finished one's
+files unless ``--overwrite``. ``--resume RUN_DIR`` continues a stopped run
+exactly where it stopped, from its config.json and last checkpoint -- in place,
+or with ``--out-dir DST`` in a new folder that starts as a copy (RUN_DIR is
+never written). Flags still override the config, but a setting that differs
+from the checkpoint's is refused unless ``--allow-change NAME`` accepts it;
+``--backend`` and ``--device`` change freely (a torch run continues on
+TensorFlow).
 """
 
 from __future__ import annotations
@@ -12,39 +18,64 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..backend import BackendError
 from ..callbacks import NonFiniteError
 from ..checkpoint import CheckpointError
-from ..data import DatasetNotFoundError
-from ..experiment import ConfigError
+from ..resume import CHANGEABLE
+from ..run_folder import CHECKPOINT
 from ..runner import output_dir, run_experiment
 from ..trainer import Interrupted
 from . import options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--resume`` and every experiment setting."""
-    parser.add_argument("--resume", metavar="RUN_DIR", default=None,
-                        help="continue the run in RUN_DIR from its config.json and last "
-                             "checkpoint (flags still override, e.g. --backend)")
+    """The run's own options, then every experiment setting."""
+    run = parser.add_argument_group("this run")
+    run.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue the run in RUN_DIR from its config.json and last checkpoint "
+                          "(with --out-dir: in a new folder, leaving RUN_DIR untouched)")
+    run.add_argument("--allow-change", metavar="NAME", action="append", default=[],
+                     type=_changeable,
+                     help="with --resume: accept a setting that differs from the checkpoint's "
+                          f"(repeatable; one of {', '.join(CHANGEABLE)})")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the results of an earlier run in the output folder")
     options.add_settings(parser)
 
 
+def _changeable(text: str) -> str:
+    name = text.replace("-", "_")
+    if name not in CHANGEABLE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a setting that may change on resume; "
+                                         f"choose from {', '.join(CHANGEABLE)}")
+    return name
+
+
 def run(args: argparse.Namespace) -> int:
-    """0 when the run finished, 2 on a bad setting, 1 without data."""
-    try:
-        if args.resume:
-            if args.config is None:
-                args.config = str(Path(args.resume) / "config.json")
+    """0 when the run finished; 1 when the non-finite guard stopped it; 130/143 on
+    SIGINT/SIGTERM (after saving). Bad input raises (exit 2, one line)."""
+    if args.allow_change and not args.resume:
+        raise CheckpointError("--allow-change applies to --resume only: a new run has nothing "
+                              "to change")
+    if args.resume:
+        source = Path(args.resume)
+        if args.config is None:
+            if not (source / "config.json").is_file():
+                raise CheckpointError(f"nothing to resume in {source}: no config.json (is "
+                                      "this the folder of a crossloop train run?)")
+            args.config = str(source / "config.json")
+        if not hasattr(args, "out_dir"):
             args.out_dir = args.resume
-        exp = options.settings(args)
-        exp = replace(exp, out_dir=str(output_dir(exp)))  # one folder, named once
-        run_experiment(exp, resume=bool(args.resume))
-    except (ConfigError, BackendError, CheckpointError) as exc:
-        print(f"crossloop train: error: {exc}", file=sys.stderr)
-        return 2
-    except (DatasetNotFoundError, NonFiniteError) as exc:
-        print(f"crossloop train: error: {exc}", file=sys.stderr)
+    exp = options.settings(args)
+    exp = replace(exp, out_dir=str(output_dir(exp)))  # one folder, named once
+    try:
+        run_experiment(exp, resume_from=args.resume, overwrite=args.overwrite,
+                       allow_change=args.allow_change)
+    except NonFiniteError as exc:
+        last = Path(exp.out_dir) / CHECKPOINT
+        saved = (f"the last checkpoint with finite weights is {last}" if last.is_file() else
+                 "no checkpoint was written before it (they are saved every epoch, and every "
+                 "N steps with --checkpoint-every N)")
+        print(f"crossloop train: error: {exc}; {saved}", file=sys.stderr)
         return 1
     except Interrupted as stop:
         folder = exp.out_dir

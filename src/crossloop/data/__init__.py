@@ -7,6 +7,7 @@ from .batches import Batches
 from .idx import IDXError, read_idx, write_idx
 from .sources import (
     ChecksumError,
+    DataError,
     Dataset,
     DatasetNotFoundError,
     load_dataset,
@@ -18,6 +19,7 @@ from .tfds import load_tfds
 __all__ = [
     "Batches",
     "ChecksumError",
+    "DataError",
     "Dataset",
     "DatasetNotFoundError",
     "IDXError",

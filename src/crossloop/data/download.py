@@ -16,13 +16,14 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from ..errors import InputError
 from ..files import atomic_write
 
 _TIMEOUT_S = 30
 _CHUNK = 1 << 20
 
 
-class ChecksumError(OSError):
+class ChecksumError(InputError, OSError):
     """A downloaded file's MD5 does not match the published one."""
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["IDXError", "read_idx", "write_idx"]
 
 # IDX type code -> big-endian NumPy dtype.
@@ -33,7 +35,7 @@ _EXPECTED_MAGIC = "an IDX file starts with 00 00 <type> <ndim>, type one of " + 
 )
 
 
-class IDXError(ValueError):
+class IDXError(InputError, ValueError):
     """A file is not a valid IDX file (bad magic, truncated, trailing bytes, corrupt gzip)."""
 
 

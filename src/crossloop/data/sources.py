@@ -25,12 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..files import atomic_write
 from .download import ChecksumError, cache_dir, fetch_files
 from .idx import read_idx
 
 __all__ = [
     "ChecksumError",
+    "DataError",
     "Dataset",
     "DatasetNotFoundError",
     "load_dataset",
@@ -75,7 +77,11 @@ CHECKSUMS: dict[str, dict[str, tuple[str, str]]] = {
 _CACHE_VERSION = "1"  # bump to invalidate decoded caches when their layout changes
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DataError(InputError, ValueError):
+    """A data set's files are readable but their contents are wrong or do not fit together."""
+
+
+class DatasetNotFoundError(InputError, FileNotFoundError):
     """The data set's files are in none of the places looked and could not be downloaded."""
 
 
@@ -201,21 +207,21 @@ def _validate(name: str, paths: dict[str, Path], arrays: list[np.ndarray]) -> No
     for split in (0, 2):
         (ip, lp), (images, labels) = ps[split : split + 2], arrays[split : split + 2]
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise ValueError(
+            raise DataError(
                 f"{name}: {ip} should hold (N, 28, 28) uint8 images, "
                 f"holds {images.shape} {images.dtype}"
             )
         if labels.dtype != np.uint8 or labels.ndim != 1:
-            raise ValueError(
+            raise DataError(
                 f"{name}: {lp} should hold (N,) uint8 labels, holds {labels.shape} {labels.dtype}"
             )
         if len(images) != len(labels):
-            raise ValueError(
+            raise DataError(
                 f"{name}: image and label counts differ: {ip} has {len(images)} images, "
                 f"{lp} has {len(labels)} labels"
             )
         if len(labels) and labels.max() > 9:
-            raise ValueError(f"{name}: {lp} has label {labels.max()}, outside 0..9")
+            raise DataError(f"{name}: {lp} has label {labels.max()}, outside 0..9")
 
 
 def _read_npz(path: Path) -> list[np.ndarray] | None:
