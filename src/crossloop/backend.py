@@ -224,6 +224,10 @@ def get_backend(name: str | None = None, *, device: str = "auto", **options: Any
     ``device`` is ``"auto"`` (a GPU if the framework sees one), ``"cpu"`` or
     ``"gpu"``; other options (``compile``, ``jit_compile``) go to the backend.
     """
+    if name is not None and not name.strip():
+        raise BackendError(f"the backend name is empty; choose one of "
+                           f"{', '.join(available_backends()) or 'none installed'}, or leave it "
+                           f"out for ${ENV_VAR} or {DEFAULT_BACKEND!r}")
     chosen = choose_backend_name(name)
     if device not in DEVICES:
         raise BackendError(f"device={device!r} is not one of {', '.join(DEVICES)}")

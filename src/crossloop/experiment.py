@@ -19,6 +19,7 @@ optimizer and its schedule), ``run`` (length, batch, backend, precision) or
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -31,6 +32,7 @@ from .data.sources import MIRRORS
 from .errors import InputError
 
 DATA_SOURCES = ("idx", "tfds")
+MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
 GROUPS = ("data", "model", "run", "output")
 
 
@@ -212,6 +214,10 @@ def _coerce(f: Any, value: Any) -> Any:
                           f"{' or None' if f.default is None else ''}, got {value!r}")
     if choices and value not in choices:
         raise ConfigError(f"{f.name} {value!r} is not one of {', '.join(choices)}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{f.name} must be a finite number, got {value}")
+    if kind is str and not value.strip():
+        raise ConfigError(f"{f.name} is empty; give a value or leave the setting out")
     return kind(value)
 
 
@@ -232,9 +238,16 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if path.suffix not in (".toml", ".json"):
         raise ConfigError(f"{path}: a config file must end in .toml or .json")
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is {size} bytes; a settings file is a small table of "
+                              f"key = value pairs (the limit is {MAX_CONFIG_BYTES} bytes)")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it "
+                          "as UTF-8") from None
     try:
         values = json.loads(text) if path.suffix == ".json" else _toml().loads(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors

@@ -34,12 +34,31 @@ def _json(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _number(owner: str, name: str, value: float, low: float, *, strict: bool = False,
+            high: float | None = None) -> None:
+    """Raise ValueError unless ``value`` is a finite number >= ``low`` (> with ``strict``)
+    and < ``high``: NaN and infinity are never a valid hyperparameter."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > low if strict else value >= low) and (high is None or value < high))
+    if not ok:
+        bound = f"{'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high else "")
+        raise ValueError(f"{owner} {name} must be a finite number {bound}, got {value!r}")
+
+
+def _steps(owner: str, name: str, value: int, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{owner} {name} must be an int >= {low}, got {value!r}")
+
+
 # -- schedules ------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Constant(_Described):
     """lr(step) = lr."""
     lr: float
+
+    def __post_init__(self) -> None:
+        _number("Constant", "lr", self.lr, 0, strict=True)
 
     def __call__(self, step: int) -> float:
         return self.lr
@@ -53,6 +72,12 @@ class Warmup(_Described):
     warmup_steps: int
     total_steps: int
     end_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        _number("Warmup", "lr", self.lr, 0, strict=True)
+        _number("Warmup", "end_lr", self.end_lr, 0)
+        _steps("Warmup", "warmup_steps", self.warmup_steps, 0)
+        _steps("Warmup", "total_steps", self.total_steps, 1)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -71,6 +96,12 @@ class Cosine(_Described):
     warmup_steps: int = 0
     min_lr: float = 0.0
 
+    def __post_init__(self) -> None:
+        _number("Cosine", "lr", self.lr, 0, strict=True)
+        _number("Cosine", "min_lr", self.min_lr, 0)
+        _steps("Cosine", "total_steps", self.total_steps, 1)
+        _steps("Cosine", "warmup_steps", self.warmup_steps, 0)
+
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
@@ -86,6 +117,11 @@ class Step(_Described):
     step_size: int
     gamma: float = 0.1
 
+    def __post_init__(self) -> None:
+        _number("Step", "lr", self.lr, 0, strict=True)
+        _steps("Step", "step_size", self.step_size, 1)
+        _number("Step", "gamma", self.gamma, 0, strict=True)
+
     def __call__(self, step: int) -> float:
         return self.lr * self.gamma ** (step // self.step_size)
 
@@ -96,9 +132,8 @@ SCHEDULES = {"constant": Constant, "warmup": Warmup, "cosine": Cosine, "step": S
 
 def as_schedule(lr: float | Schedule) -> Schedule:
     """A float means a constant learning rate."""
-    if isinstance(lr, (int, float)):
-        if lr <= 0:
-            raise ValueError(f"learning rate must be > 0, got {lr}")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool):
+        _number("learning", "rate", lr, 0, strict=True)
         return Constant(float(lr))
     if not callable(lr):
         raise TypeError(f"lr must be a float or a crossloop.optim schedule, got {lr!r}")
@@ -149,15 +184,21 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def _check(spec: Optimizer) -> None:
+    """The checks every optimizer spec shares: a schedule, finite hyperparameters."""
+    owner = type(spec).__name__
     object.__setattr__(spec, "lr", as_schedule(spec.lr))
-    if spec.weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {spec.weight_decay}")
-    if spec.clip_norm is not None and spec.clip_norm <= 0:
-        raise ValueError(f"clip_norm must be > 0 or None, got {spec.clip_norm}")
+    _number(owner, "weight_decay", spec.weight_decay, 0)
+    if spec.clip_norm is not None:
+        _number(owner, "clip_norm", spec.clip_norm, 0, strict=True)
+    for name in ("momentum", "eps"):
+        if hasattr(spec, name):
+            _number(owner, name, getattr(spec, name), 0, strict=name == "eps")
     if hasattr(spec, "betas"):
         object.__setattr__(spec, "betas", tuple(spec.betas))
-        if not all(0 <= b < 1 for b in spec.betas):
-            raise ValueError(f"betas must lie in [0, 1), got {spec.betas}")
+        if len(spec.betas) != 2:
+            raise ValueError(f"{owner} betas must be two numbers, got {spec.betas}")
+        for beta in spec.betas:
+            _number(owner, "betas", beta, 0, high=1)
 
 
 def slots(spec: Optimizer) -> tuple[str, ...]:

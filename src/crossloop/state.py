@@ -87,8 +87,10 @@ def _check_metrics(state: Mapping[str, Any]) -> None:
     for key in ("count", "correct", "steps"):
         if key in metrics and (metrics[key] < 0 or metrics[key] != int(metrics[key])):
             raise StateError(f"metrics {key} must be a whole number >= 0, got {metrics[key]}")
-    if state["batch"] == 0 and metrics.get("count", 0) != 0:
-        raise StateError(f"batch is 0 but the running metrics count {metrics['count']} samples")
+    counted = metrics.get("count", 0)
+    if (state["batch"] == 0) != (counted == 0):  # the running sums are those of this epoch
+        raise StateError(f"batch is {state['batch']} but the running metrics count {counted:g} "
+                         "samples")
 
 
 def _check_data(state: Mapping[str, Any]) -> None:

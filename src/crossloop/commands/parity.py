@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 from .. import nn
-from ..backend import BackendError
-from ..data import DatasetNotFoundError
-from ..experiment import ConfigError
+from ..backend import get_backend
 from ..parity import DEFAULT_TOLERANCES, Tolerance, run_parity
 from ..runner import load_data
 from . import options
@@ -26,44 +23,48 @@ from . import options
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Parity's own options, then the experiment settings it shares with ``crossloop train``."""
     own = parser.add_argument_group("parity")
-    own.add_argument("--backends", default="torch,tensorflow", help="two backends, comma-separated")
+    own.add_argument("--backends", default="torch,tensorflow", type=_two_backends,
+                     help="two backends, comma-separated")
     own.add_argument("--dtype", dest="parity_dtype", default="float64", choices=nn.DTYPES,
                      help="precision of the comparison (the experiment's own dtype is not used)")
-    own.add_argument("--steps", type=int, default=50, help="optimizer steps to compare")
+    own.add_argument("--steps", type=options.positive_int, default=50,
+                     help="optimizer steps to compare")
     own.add_argument("--out", default="parity", help="folder for report.json and parity.png")
     own.add_argument("--no-plot", action="store_true", help="skip parity.png")
-    own.add_argument("--rows", type=int, default=50, help="most table rows to print")
+    own.add_argument("--rows", type=options.positive_int, default=50,
+                     help="most table rows to print")
     for f in dataclasses.fields(Tolerance):
         per_dtype = ", ".join(f"{dtype} {getattr(tol, f.name)}"
                               for dtype, tol in DEFAULT_TOLERANCES.items())
-        own.add_argument(f"--tol-{f.name.replace('_', '-')}", type=float, default=None,
+        own.add_argument(f"--tol-{f.name.replace('_', '-')}", type=options.finite_float,
+                         default=None,
                          help=f"unset: per dtype ({per_dtype}; None = unchecked)")
     options.add_settings(parser, groups=("data", "model", "run"), exclude=("backend", "dtype"))
 
 
+def _two_backends(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise argparse.ArgumentTypeError(
+            f"parity compares two different backends, got {text!r}; e.g. torch,tensorflow")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the table, write report.json and parity.png; exit 1 when a tolerance
-    is exceeded (the message names step and tensor), 2 on bad input."""
-    try:
-        exp = dataclasses.replace(options.settings(args), dtype=args.parity_dtype)
-        backends = [name.strip() for name in args.backends.split(",") if name.strip()]
-        tolerance = dataclasses.replace(Tolerance.default(exp.dtype), **{
-            f.name: getattr(args, f"tol_{f.name}") for f in dataclasses.fields(Tolerance)
-            if getattr(args, f"tol_{f.name}") is not None})
-        train, _ = load_data(exp)
-        spec, opt = nn.preset(exp.model), exp.optimizer_spec(len(train))
-    except (ConfigError, DatasetNotFoundError, ValueError, OSError) as exc:
-        print(f"crossloop parity: error: {exc}", file=sys.stderr)
-        return 2
+    """Print the table, write report.json and parity.png; 1 when a tolerance is
+    exceeded (the message names step and tensor). Bad input raises (exit 2)."""
+    exp = dataclasses.replace(options.settings(args), dtype=args.parity_dtype)
+    backends = [get_backend(name, device=exp.device) for name in args.backends]  # fail fast
+    tolerance = dataclasses.replace(Tolerance.default(exp.dtype), **{
+        f.name: getattr(args, f"tol_{f.name}") for f in dataclasses.fields(Tolerance)
+        if getattr(args, f"tol_{f.name}") is not None})
+    train, _ = load_data(exp)
+    spec, opt = nn.preset(exp.model), exp.optimizer_spec(len(train))
     print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps, "
-          f"{exp.dtype}, {type(opt).__name__}, {' vs '.join(backends)}", flush=True)
-    try:
-        report = run_parity(spec, opt, train, steps=args.steps, backends=backends,
-                            dtype=exp.dtype, seed=exp.seed, tolerance=tolerance,
-                            device=exp.device, config={"experiment": exp.to_dict()})
-    except BackendError as exc:
-        print(f"crossloop parity: error: {exc}", file=sys.stderr)
-        return 2
+          f"{exp.dtype}, {type(opt).__name__}, {' vs '.join(args.backends)}", flush=True)
+    report = run_parity(spec, opt, train, steps=args.steps, backends=backends, dtype=exp.dtype,
+                        seed=exp.seed, tolerance=tolerance, device=exp.device,
+                        config={"experiment": exp.to_dict()})
     print(report.table(args.rows))
     print(report.summary())
     paths = report.save(args.out, plot=not args.no_plot)

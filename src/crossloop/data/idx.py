@@ -2,16 +2,18 @@
 
 An IDX file is a big-endian header -- magic bytes ``00 00 <type> <ndim>``,
 then ``ndim`` uint32 sizes -- followed by the array data in C order. Files may
-be gzip-compressed; ``read_idx`` decompresses them in memory.
+be gzip-compressed; ``read_idx`` decompresses them as a stream.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -30,6 +32,10 @@ _DTYPES: dict[int, np.dtype] = {
 }
 _CODES = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 16
+# The largest array read_idx allocates by default: 16x the MNIST training images
+# (47 MB) would still fit; a header that declares more is damaged or hostile.
+MAX_BYTES = 2**30
 _EXPECTED_MAGIC = "an IDX file starts with 00 00 <type> <ndim>, type one of " + ", ".join(
     f"{c:#04x} ({dt.name})" for c, dt in _DTYPES.items()
 )
@@ -39,48 +45,75 @@ class IDXError(InputError, ValueError):
     """A file is not a valid IDX file (bad magic, truncated, trailing bytes, corrupt gzip)."""
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzip) into an array of its shape, in native byte order.
 
-    Single-byte arrays are zero-copy views of the decompressed bytes and so are
-    read-only; multi-byte ones are converted to native byte order (a copy).
+    The header is checked before anything large is allocated: the size it
+    declares must be at most ``max_bytes`` and, for a raw file, exactly what
+    the file holds. A gzip file is decompressed as a stream, never past the
+    declared size plus one chunk, so a small file that inflates to gigabytes
+    costs no more memory than the array its header declares.
     """
     path = Path(path)
-    buf = path.read_bytes()
-    if buf[:2] == _GZIP_MAGIC:
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
         try:
-            buf = gzip.decompress(buf)
+            return _read(path, stream, None if compressed else path.stat().st_size, max_bytes)
         except (OSError, EOFError, zlib.error) as e:
+            if not compressed:
+                raise
             raise IDXError(f"{path}: corrupt gzip stream ({e})") from None
 
-    if len(buf) < 4:
-        raise IDXError(f"{path}: truncated: {len(buf)} bytes, shorter than the 4-byte IDX magic")
-    zero1, zero2, code, ndim = buf[:4]
+
+def _read(path: Path, stream: BinaryIO, size: int | None, max_bytes: int) -> np.ndarray:
+    """The array in ``stream`` (``size``: the raw file's length, None when gzipped)."""
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise IDXError(f"{path}: truncated: {len(magic)} bytes, shorter than the 4-byte IDX magic")
+    zero1, zero2, code, ndim = magic
     if zero1 or zero2 or code not in _DTYPES:
-        raise IDXError(
-            f"{path}: bad magic: first 4 bytes are {buf[:4].hex(' ')}; {_EXPECTED_MAGIC}"
-        )
+        raise IDXError(f"{path}: bad magic: first 4 bytes are {magic.hex(' ')}; {_EXPECTED_MAGIC}")
     header = 4 + 4 * ndim
-    if len(buf) < header:
-        raise IDXError(
-            f"{path}: truncated header: expected {header} bytes for {ndim} dimensions, "
-            f"found {len(buf)}"
-        )
-    shape = struct.unpack(f">{ndim}I", buf[4:header])
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise IDXError(f"{path}: truncated header: expected {header} bytes for {ndim} dimensions, "
+                       f"found {4 + len(sizes)}")
+    shape = struct.unpack(f">{ndim}I", sizes)
     dtype = _DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(buf) - header
-    if found < expected:
-        raise IDXError(
-            f"{path}: truncated: expected {expected} data bytes for shape {shape}, found {found}"
-        )
-    if found > expected:
-        raise IDXError(
-            f"{path}: trailing garbage: expected {expected} data bytes for shape {shape}, "
-            f"found {found} ({found - expected} extra)"
-        )
-    arr = np.frombuffer(buf, dtype=dtype, offset=header).reshape(shape)
+    expected = math.prod(shape) * dtype.itemsize  # a Python int: no overflow, however large
+    if expected > max_bytes:
+        declared = (f"shape {shape}" if ndim <= 8 else
+                    f"{ndim} dimensions {shape[:3]}..."[:-4] + ", ...)")
+        size_text = f"{expected}" if expected < 10**15 else f"about 1e{len(str(expected)) - 1}"
+        raise IDXError(f"{path}: the header declares {declared} of {dtype.name}, {size_text} "
+                       f"bytes, more than the {max_bytes}-byte limit; the file is damaged or "
+                       "not an IDX file")
+    if size is not None and size - header != expected:
+        _size_error(path, shape, expected, size - header)
+    data = np.empty(expected, np.uint8)
+    got = stream.readinto(memoryview(data)) if expected else 0
+    while 0 < got < expected:  # a gzip stream returns what one read inflates
+        more = stream.readinto(memoryview(data)[got:])
+        if not more:
+            break
+        got += more
+    if got < expected:
+        _size_error(path, shape, expected, got)
+    extra = len(stream.read(_CHUNK))  # also makes gzip check its CRC and length
+    if extra:
+        _size_error(path, shape, expected, expected + extra, at_least=extra == _CHUNK)
+    arr = data.view(dtype).reshape(shape)
     return arr if dtype.itemsize == 1 else arr.astype(dtype.newbyteorder("="))
+
+
+def _size_error(path: Path, shape: tuple[int, ...], expected: int, found: int,
+                at_least: bool = False) -> None:
+    what = "truncated" if found < expected else "trailing garbage"
+    extra = f" ({'at least ' if at_least else ''}{found - expected} extra)" if found > expected else ""
+    raise IDXError(f"{path}: {what}: expected {expected} data bytes for shape {shape}, "
+                   f"found {'at least ' if at_least else ''}{found}{extra}")
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:

@@ -24,9 +24,14 @@ from .. import losses as losses_lib
 from .. import nn, optim
 from ..backend import Backend, get_backend
 from ..data import Batches
+from ..errors import InputError
 from .report import ParityReport, StepRecord, Tolerance
 
 Batch = tuple[np.ndarray, np.ndarray]
+
+
+class ParityError(InputError, ValueError):
+    """A parity run was asked for something it cannot compare."""
 
 
 @dataclass
@@ -85,9 +90,9 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
     ``config`` adds JSON-able notes to the report.
     """
     if len(backends) != 2:
-        raise ValueError(f"parity compares exactly two backends, got {list(backends)}")
+        raise ParityError(f"parity compares exactly two backends, got {list(backends)}")
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ParityError(f"steps must be >= 1, got {steps}")
     _check_deterministic(spec)
     tolerance = tolerance or Tolerance.default(dtype)
     loss_spec = losses_lib.get(loss)
@@ -135,7 +140,7 @@ def forward_diff(spec: nn.Sequential, params: Mapping[str, np.ndarray], x: np.nd
 def _check_deterministic(spec: nn.Sequential) -> None:
     for i, layer in enumerate(spec.layers):
         if isinstance(layer, nn.Dropout) and layer.p > 0:
-            raise ValueError(
+            raise ParityError(
                 f"layer {i} is Dropout(p={layer.p}): dropout masks come from each framework's own "
                 "RNG, so the backends cannot agree; use p=0 for a parity run "
                 "(see docs/framework-differences.md)")
@@ -152,7 +157,7 @@ def _take(data: Batches | Iterable[Batch], steps: int) -> Iterator[Batch]:
         yield batch
         count += 1
     if count < steps:
-        raise ValueError(f"the data ran out after {count} batches; the parity run needs {steps}")
+        raise ParityError(f"the data ran out after {count} batches; the parity run needs {steps}")
 
 
 def _cast(a: Any, dtype: str) -> np.ndarray:
