@@ -121,6 +121,13 @@ def _idx_ndim_255(tmp: Path) -> list[str]:
     return ["train", *common(tmp), "--out-dir", str(tmp / "out")]
 
 
+def _idx_huge(tmp: Path) -> list[str]:
+    folder = tiny_mnist(tmp)
+    (folder / (FILES[0] + ".gz")).unlink()
+    (folder / FILES[0]).write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 70000, 70000, 70000))
+    return ["train", *common(tmp), "--out-dir", str(tmp / "out")]
+
+
 def _huge_header(tmp: Path) -> list[str]:
     out = trained(tmp)
     path = out / "checkpoints" / "last.safetensors"
@@ -180,7 +187,8 @@ CASES = [
     Case("damaged IDX file (truncated gzip)", _damaged_idx, 2, "corrupt gzip stream"),
     Case("inconsistent IDX files", _inconsistent_idx, 2, "counts differ"),
     Case("gzip bomb: 0.25 MB inflating to 256 MB", _gzip_bomb, 2, "trailing garbage"),
-    Case("IDX header with ndim 255", _idx_ndim_255, 2, "limit"),
+    Case("IDX header with ndim 255", _idx_ndim_255, 2, "declares 255 dimensions"),
+    Case("IDX header declaring 343 TB", _idx_huge, 2, "more than the 1073741824-byte limit"),
     Case("--lr nan", lambda t: ["train", *common(t), "--lr", "nan"], 2,
          "lr must be a finite number"),
     Case("--lr inf", lambda t: ["train", *common(t), "--lr", "inf"], 2,

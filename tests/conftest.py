@@ -21,6 +21,15 @@ from crossloop.data.sources import FILES
 
 pytest_plugins = ["crossloop.testing"]
 
+try:  # fuzzing profiles: CI-sized by default, `--hypothesis-profile long` for a long run
+    from hypothesis import settings as _hypothesis
+
+    _hypothesis.register_profile("ci", max_examples=60)
+    _hypothesis.register_profile("long", max_examples=3000)
+    _hypothesis.load_profile("ci")
+except ImportError:  # hypothesis is a dev dependency; only the fuzz tests need it
+    pass
+
 
 @pytest.fixture(scope="session")
 def mnist():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -481,3 +482,58 @@ def test_real_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
     for labels in (ds.train_labels, ds.test_labels):
         assert labels.dtype == np.uint8 and set(np.unique(labels)) == set(range(10))
     assert ds.train_images.max() == 255 and ds.train_images.min() == 0
+
+
+# --- bounded input: hostile headers cost no more than the data they really hold ---------
+
+
+def _peak(read) -> int:
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        read()
+    except IDXError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_gzip_bomb_is_refused_reading_no_more_than_the_header_declares(tmp_path: Path) -> None:
+    """A 64 KB file inflating to 64 MB behind a header that declares 50 KB: the reader
+    stops one chunk past the declared size (the legitimate file's) and says why."""
+    path = tmp_path / "bomb.idx.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(bytes([0, 0, 8, 3]) + struct.pack(">3I", 64, 28, 28))
+        for _ in range(64):
+            f.write(bytes(1 << 20))
+    assert path.stat().st_size < 100_000
+    with pytest.raises(IDXError, match="trailing garbage: expected 50176 data bytes"):
+        read_idx(path)
+    assert _peak(lambda: read_idx(path)) < 1_000_000   # not 64 MB
+
+
+def test_a_header_that_declares_more_than_the_stream_holds_costs_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "short.idx.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 900_000_000) + bytes(10_000)))
+    with pytest.raises(IDXError, match=r"truncated: expected 900000000 data bytes .* found 10000"):
+        read_idx(path)
+    assert _peak(lambda: read_idx(path)) < 2_000_000   # not the declared 900 MB
+    raw = tmp_path / "short.idx"
+    raw.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 900_000_000) + bytes(10))
+    with pytest.raises(IDXError, match="truncated: expected 900000000 data bytes .* found 10"):
+        read_idx(raw)
+    assert _peak(lambda: read_idx(raw)) < 100_000
+
+
+@pytest.mark.parametrize("ndim, dims, words", [
+    (255, [2**32 - 1] * 255, "declares 255 dimensions"),
+    (3, [70000] * 3, "343000000000000 bytes, more than the 1073741824-byte limit"),
+    (3, [0, 2**32 - 1, 2**32 - 1], "more than the 1073741824-byte limit"),
+])
+def test_headers_beyond_sane_limits_are_refused_before_allocating(tmp_path, ndim, dims, words):
+    path = tmp_path / "h.idx"
+    path.write_bytes(bytes([0, 0, 8, ndim]) + struct.pack(f">{ndim}I", *dims))
+    with pytest.raises(IDXError, match=words):
+        read_idx(path)

@@ -41,6 +41,10 @@ def check_state(state: Mapping[str, Any]) -> None:
             raise StateError(f"{name} must be >= 0, got {state[name]}")
     for name in ("spec", "optimizer_spec", "callbacks"):
         _field(state, name, Mapping)
+    if not all(isinstance(v, Mapping) for v in state["callbacks"].values()):
+        raise StateError("callbacks must map each callback's name to its state")
+    if not isinstance(state.get("settings", {}), Mapping):
+        raise StateError(f"settings must be a mapping, got {_short(state['settings'])}")
     if not isinstance(state["optimizer_spec"].get("type"), str):
         raise StateError("optimizer_spec has no 'type' naming the optimizer")
     _check_history(state)
@@ -50,6 +54,22 @@ def check_state(state: Mapping[str, Any]) -> None:
         _check_tensors(section, _field(state, section, Mapping), dtype)
     if not state["model"]:
         raise StateError("model holds no tensors")
+
+
+def check_number(where: str, value: Any, *, whole: bool = False, low: float = 0,
+                 optional: bool = False) -> Any:
+    """``value`` if it is a finite number >= ``low`` (a whole one with ``whole``; or None
+    with ``optional``), else a :class:`StateError` naming ``where``: for callbacks
+    checking their own saved state."""
+    if value is None and optional:
+        return value
+    kinds = (int,) if whole else (int, float)
+    if (isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value)
+            or value < low):
+        wanted = "a whole number" if whole else "a finite number"
+        raise StateError(f"{where} must be {wanted} >= {low:g}{' or null' if optional else ''}, "
+                         f"got {_short(value)}")
+    return value
 
 
 def _field(state: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -79,6 +99,10 @@ def _check_history(state: Mapping[str, Any]) -> None:
 
 def _check_metrics(state: Mapping[str, Any]) -> None:
     metrics = _field(state, "metrics", Mapping)
+    missing = [key for key in METRIC_SUMS[:3] if key not in metrics]
+    if missing or ("grad_norm_sum" in metrics) != ("steps" in metrics):
+        raise StateError(f"metrics must hold {', '.join(METRIC_SUMS[:3])} (and grad_norm_sum "
+                         f"with steps, or neither), got {', '.join(metrics) or 'nothing'}")
     for key, value in metrics.items():
         if key not in METRIC_SUMS:
             raise StateError(f"metrics has an unknown sum {key!r} (known: {', '.join(METRIC_SUMS)})")

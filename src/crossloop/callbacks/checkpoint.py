@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from .. import checkpoint
+from ..state import check_number
 from .base import Callback
 from .monitor import Best
 
@@ -49,4 +51,5 @@ class CheckpointCallback(Callback):
         return {"best": self.best.value}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best.value = state["best"]
+        self.best.value = check_number("CheckpointCallback best", state.get("best"),
+                                       low=-math.inf, optional=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
+from ..state import check_number
 from .base import Callback
 from .monitor import Best
 
@@ -39,4 +41,6 @@ class EarlyStopping(Callback):
         return {"best": self.best.value, "wait": self.wait}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best.value, self.wait = state["best"], state["wait"]
+        self.best.value = check_number("EarlyStopping best", state.get("best"), low=-math.inf,
+                                       optional=True)
+        self.wait = check_number("EarlyStopping wait", state.get("wait"), whole=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..state import check_number
 from .base import Callback
 
 
@@ -58,4 +59,5 @@ class NonFiniteGuard(Callback):
         return {"checked_step": self.checked_step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.checked_step = int(state["checked_step"])
+        self.checked_step = check_number("NonFiniteGuard checked_step", state.get("checked_step"),
+                                         whole=True)

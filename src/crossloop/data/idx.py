@@ -32,7 +32,9 @@ _DTYPES: dict[int, np.dtype] = {
 }
 _CODES = {dt.newbyteorder("="): code for code, dt in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 16
+_CHUNK = 1 << 16   # how far past the declared size a gzip stream is read, to find garbage
+_BLOCK = 1 << 20   # inflated bytes read at a time
+_MAX_NDIM = 32     # numpy's own limit is 64; IDX data sets use 1 to 4
 # The largest array read_idx allocates by default: 16x the MNIST training images
 # (47 MB) would still fit; a header that declares more is damaged or hostile.
 MAX_BYTES = 2**30
@@ -83,22 +85,28 @@ def _read(path: Path, stream: BinaryIO, size: int | None, max_bytes: int) -> np.
     shape = struct.unpack(f">{ndim}I", sizes)
     dtype = _DTYPES[code]
     expected = math.prod(shape) * dtype.itemsize  # a Python int: no overflow, however large
-    if expected > max_bytes:
-        declared = (f"shape {shape}" if ndim <= 8 else
-                    f"{ndim} dimensions {shape[:3]}..."[:-4] + ", ...)")
-        size_text = f"{expected}" if expected < 10**15 else f"about 1e{len(str(expected)) - 1}"
+    if ndim > _MAX_NDIM:
+        raise IDXError(f"{path}: the header declares {ndim} dimensions, more than an array can "
+                       f"have ({_MAX_NDIM}); the file is damaged or not an IDX file")
+    # bound the shape's extent too (an empty dimension counted as 1): numpy refuses a
+    # shape whose extent overflows even when it holds no element
+    extent = math.prod(max(d, 1) for d in shape) * dtype.itemsize
+    if extent > max_bytes:
+        declared = f"shape {shape}" if ndim <= 8 else f"{ndim} dimensions {shape[:3]}"[:-1] + ", ...)"
+        size_text = f"{extent}" if extent < 10**15 else f"about 1e{len(str(extent)) - 1}"
         raise IDXError(f"{path}: the header declares {declared} of {dtype.name}, {size_text} "
                        f"bytes, more than the {max_bytes}-byte limit; the file is damaged or "
                        "not an IDX file")
     if size is not None and size - header != expected:
         _size_error(path, shape, expected, size - header)
-    data = np.empty(expected, np.uint8)
-    got = stream.readinto(memoryview(data)) if expected else 0
-    while 0 < got < expected:  # a gzip stream returns what one read inflates
-        more = stream.readinto(memoryview(data)[got:])
-        if not more:
-            break
-        got += more
+    if size is None:  # gzip: grow with what really inflates, never past the declared size
+        buffer = bytearray()
+        while len(buffer) < expected and (chunk := stream.read(min(_BLOCK, expected - len(buffer)))):
+            buffer += chunk
+        data, got = np.frombuffer(buffer, np.uint8), len(buffer)
+    else:  # a raw file of exactly the declared size (checked above)
+        data = np.empty(expected, np.uint8)
+        got = stream.readinto(memoryview(data)) if expected else 0
     if got < expected:
         _size_error(path, shape, expected, got)
     extra = len(stream.read(_CHUNK))  # also makes gzip check its CRC and length
