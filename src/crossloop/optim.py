@@ -64,50 +64,54 @@ class Constant(_Described):
         return self.lr
 
 
+class _WarmupThenDecay(_Described):
+    """A linear warmup from 0 to ``lr`` over ``warmup_steps``, then a decay, done at
+    ``total_steps`` (held there after), to the floor named by ``_floor``."""
+    _floor: str
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        _number(owner, "lr", self.lr, 0, strict=True)
+        _number(owner, self._floor, getattr(self, self._floor), 0)
+        _steps(owner, "warmup_steps", self.warmup_steps, 0)
+        _steps(owner, "total_steps", self.total_steps, 1)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        return self._decay(min(1.0, (step - self.warmup_steps) / span))
+
+    def _decay(self, done: float) -> float:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class Warmup(_Described):
+class Warmup(_WarmupThenDecay):
     """Linear warmup from 0 to ``lr`` over ``warmup_steps``, then linear decay to
     ``end_lr`` at ``total_steps`` (held there after)."""
     lr: float
     warmup_steps: int
     total_steps: int
     end_lr: float = 0.0
+    _floor = "end_lr"
 
-    def __post_init__(self) -> None:
-        _number("Warmup", "lr", self.lr, 0, strict=True)
-        _number("Warmup", "end_lr", self.end_lr, 0)
-        _steps("Warmup", "warmup_steps", self.warmup_steps, 0)
-        _steps("Warmup", "total_steps", self.total_steps, 1)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        frac = min(1.0, (step - self.warmup_steps) / span)
-        return self.lr + (self.end_lr - self.lr) * frac
+    def _decay(self, done: float) -> float:
+        return self.lr + (self.end_lr - self.lr) * done
 
 
 @dataclass(frozen=True)
-class Cosine(_Described):
+class Cosine(_WarmupThenDecay):
     """Optional linear warmup, then cosine decay from ``lr`` to ``min_lr`` at
     ``total_steps`` (held there after)."""
     lr: float
     total_steps: int
     warmup_steps: int = 0
     min_lr: float = 0.0
+    _floor = "min_lr"
 
-    def __post_init__(self) -> None:
-        _number("Cosine", "lr", self.lr, 0, strict=True)
-        _number("Cosine", "min_lr", self.min_lr, 0)
-        _steps("Cosine", "total_steps", self.total_steps, 1)
-        _steps("Cosine", "warmup_steps", self.warmup_steps, 0)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        frac = min(1.0, (step - self.warmup_steps) / span)
-        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * frac))
+    def _decay(self, done: float) -> float:
+        return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * done))
 
 
 @dataclass(frozen=True)
