@@ -17,7 +17,8 @@ import pytest
 
 import crossloop
 from crossloop.data import Batches, write_idx
-from crossloop.data.sources import FILES
+from crossloop.data.mnist import FILES
+from crossloop.data.transforms import MNIST
 
 pytest_plugins = ["crossloop.testing"]
 
@@ -63,7 +64,7 @@ def random_digits(n: int, batch_size: int = 16) -> Batches:
     """Batches of ``n`` random 28x28 images with random labels (seeded by ``n``)."""
     rng = np.random.default_rng(n)
     return Batches(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n),
-                   batch_size)
+                   batch_size, transforms=MNIST)
 
 
 def normal_batch(n: int = 8, seed: int = 0, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:

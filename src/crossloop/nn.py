@@ -202,12 +202,20 @@ def init_params(spec: Sequential, seed: int = 0, *, init: str = "torch",
     return params
 
 
-# -- presets for 28x28 single-channel images (MNIST, Fashion-MNIST) ------------
+# -- presets: mlp and linear fit any input shape; conv1 and lenet5 take 28x28 grey images --
 
-def mlp(hidden: int = 128, num_classes: int = 10) -> Sequential:
-    """Flatten + Dense(hidden) + ReLU + Dense(num_classes): the quick-start MLP."""
-    return Sequential((Flatten(), Linear(784, hidden), ReLU(), Linear(hidden, num_classes)),
-                      name="mlp")
+def mlp(hidden: int = 128, num_classes: int = 10, input_shape: Shape = (1, 28, 28)) -> Sequential:
+    """Flatten + Dense(hidden) + ReLU + Dense(num_classes): the quick-start MLP, for
+    inputs of any ``input_shape`` (MNIST's by default)."""
+    features = int(np.prod(input_shape))
+    return Sequential((Flatten(), Linear(features, hidden), ReLU(), Linear(hidden, num_classes)),
+                      input_shape=input_shape, name="mlp")
+
+
+def linear(num_classes: int = 10, input_shape: Shape = (1, 28, 28)) -> Sequential:
+    """Flatten + Dense(num_classes): linear (or logistic) regression on any inputs."""
+    return Sequential((Flatten(), Linear(int(np.prod(input_shape)), num_classes)),
+                      input_shape=input_shape, name="linear")
 
 
 def conv1(filters: int = 32, num_classes: int = 10) -> Sequential:
@@ -226,11 +234,11 @@ def lenet5(num_classes: int = 10) -> Sequential:
     ), name="lenet5")
 
 
-PRESETS = {"mlp": mlp, "conv1": conv1, "lenet5": lenet5}
+PRESETS = {"mlp": mlp, "linear": linear, "conv1": conv1, "lenet5": lenet5}
 
 
 def preset(name: str) -> Sequential:
-    """A preset model spec by name (mlp, conv1, lenet5)."""
+    """A preset model spec by name (mlp, linear, conv1, lenet5), with its defaults."""
     try:
         return PRESETS[name]()
     except KeyError:

@@ -13,7 +13,13 @@ SIGINT (Ctrl-C) and SIGTERM during ``fit`` finish the current step, fire
 layout; :mod:`crossloop.checkpoint` only serializes it.
 
 The hot path is one ``backend.train_step`` per batch; metrics stay on the
-device and are read once per epoch.
+device and are read once per epoch. Batches are made, and moved to the
+device, ``prefetch`` batches ahead in a background thread.
+
+``fit`` and ``evaluate`` take crossloop :class:`~crossloop.data.Batches` (the
+same batches on every backend) or a framework's own pipeline -- a torch
+``DataLoader`` or ``Dataset``, a ``tf.data.Dataset`` -- converted batch by
+batch at the boundary (:mod:`crossloop.data.native`; no parity promise there).
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import numpy as np
 
-from . import losses, nn
+from . import losses, metrics, nn
 from . import optim as optim_lib
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
+from .data.native import BatchSource, as_batch_source
+from .data.prefetch import prefetch
+
 
 class Interrupted(KeyboardInterrupt):
     """Training stopped on SIGINT/SIGTERM after a whole step; callbacks have saved."""
@@ -49,6 +58,7 @@ class Trainer:
     are given, so every backend starts from the same weights.
     ``track_grad_norm=True`` adds the mean global gradient norm (before
     clipping) to each epoch's logs as ``grad_norm``, at the cost of one norm per step.
+    ``prefetch`` is how many batches are made ahead in a background thread (0: none).
     """
 
     def __init__(self, spec: nn.Sequential, optimizer: optim_lib.Optimizer, *,
@@ -57,10 +67,10 @@ class Trainer:
                  seed: int = 0, init: str = "torch",
                  params: Mapping[str, np.ndarray] | None = None,
                  callbacks: Iterable[Callback] = (), track_grad_norm: bool = False,
-                 **backend_options: Any):
+                 prefetch: int = 2, **backend_options: Any):
         self.backend = (backend if backend is not None and not isinstance(backend, str)
                         else get_backend(backend, device=device, **backend_options))
-        self.spec, self.dtype, self.seed = spec, dtype, seed
+        self.spec, self.dtype, self.seed, self.prefetch = spec, dtype, seed, prefetch
         self.optimizer_spec = optimizer
         self.loss = losses.get(loss)
         self.backend.seed(seed)
@@ -81,11 +91,19 @@ class Trainer:
         self._error: Exception | None = None    # raised by fit once callbacks have ended
 
     # -- training -------------------------------------------------------------
-    def fit(self, train, test=None, *, epochs: int = 1) -> list[dict[str, float]]:
+    def fit(self, train: Any, test: Any = None, *, epochs: int = 1,
+            batch_size: int | None = None) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done (counting any already done);
-        evaluate on ``test`` after each. Returns the per-epoch history."""
+        evaluate on ``test`` after each. Returns the per-epoch history.
+
+        ``train`` and ``test`` are crossloop Batches or native pipelines (see the
+        module doc); ``batch_size`` batches a map-style dataset (a torch
+        ``Dataset``) in crossloop's seeded order.
+        """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
+        train = self._source(train, batch_size, shuffle=True)
+        test = None if test is None else self._source(test, batch_size, shuffle=False)
         self.stop_reason, self.interrupted, self._error = None, None, None
         self._emit("on_fit_start")
         with self._stop_on_signals():
@@ -121,18 +139,27 @@ class Trainer:
         """Whether training stops after the current step."""
         return self.stop_reason is not None
 
-    def train_epoch(self, train) -> dict[str, float] | None:
+    def train_epoch(self, train: Any) -> dict[str, float] | None:
         """One pass over ``train`` (from the current batch when resuming). Returns
         the epoch's logs, or None if training stopped before the epoch ended (the
         running metrics are then kept, so a resumed epoch reports exactly)."""
+        train = self._source(train, None, shuffle=True)
         self._emit("on_epoch_start")
-        started, samples = time.perf_counter(), 0   # this pass only, when resuming mid-epoch
-        for x, y in train.epoch(self.epoch, start=self.batch):
-            self.train_batch(x, y)
-            samples += len(y)
-            if self.stopping:
-                break
-        if self.batch < len(train):
+        started, samples, start = time.perf_counter(), 0, self.batch  # this pass only
+        ran_out = False
+        with closing(self._on_device(train.epoch(self.epoch, start=start))) as batches:
+            for x, y in batches:
+                self._step(x, y)
+                samples += len(y)
+                if self.stopping:
+                    break
+            else:
+                ran_out = True
+        if ran_out and start == 0 and self.batch == 0:
+            raise ValueError(f"the training data gave no batch in epoch {self.epoch + 1}; a "
+                             "one-shot iterator (a generator) is used up after one epoch: "
+                             "give something iterable again, like a DataLoader")
+        if not (ran_out or self.batch == _length(train)):
             return None
         seconds = time.perf_counter() - started
         results = self.backend.metric_results(self.train_metrics)
@@ -147,27 +174,57 @@ class Trainer:
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on a NumPy batch, at the scheduled learning rate."""
+        self._step(self.backend.to_device(x), self.backend.to_device(y))
+
+    def _step(self, x: Any, y: Any) -> None:
+        """One optimizer step on a batch already on the device."""
         lr = self.optimizer_spec.lr(self.step)
         if lr != self.lr:
             self.optimizer = self.backend.set_learning_rate(self.optimizer, lr)
             self.lr = lr
-        b = self.backend
-        self.model, self.optimizer, self.train_metrics = b.train_step(
-            self.model, self.optimizer, self.loss, self.train_metrics, b.to_device(x), b.to_device(y))
+        self.model, self.optimizer, self.train_metrics = self.backend.train_step(
+            self.model, self.optimizer, self.loss, self.train_metrics, x, y)
         self.step += 1
         self.batch += 1
         self._emit("on_batch_end")
 
     # -- evaluation -----------------------------------------------------------
-    def evaluate(self, data) -> dict[str, float]:
-        """Loss and accuracy over one pass of ``data``, without training."""
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Loss and accuracy over one pass of ``data``, without training; with the MSE
+        loss on crossloop Batches also ``r2``, the coefficient of determination."""
+        data = self._source(data, None, shuffle=False)
         b = self.backend
         b.reset_metrics(self.eval_metrics)
-        for x, y in data.epoch(0):
-            self.eval_metrics = b.eval_step(self.model, self.loss, self.eval_metrics,
-                                            b.to_device(x), b.to_device(y))
+        with closing(self._on_device(data.epoch(0))) as batches:
+            for x, y in batches:
+                self.eval_metrics = b.eval_step(self.model, self.loss, self.eval_metrics, x, y)
         results = b.metric_results(self.eval_metrics)
-        return {"loss": results["loss"], "accuracy": results["accuracy"]}
+        out = {"loss": results["loss"], "accuracy": results["accuracy"]}
+        if isinstance(self.loss, losses.MSE) and hasattr(data, "target_variance"):
+            out["r2"] = metrics.r2(results["loss"], data.target_variance())
+        return out
+
+    def _source(self, data: Any, batch_size: int | None, shuffle: bool) -> BatchSource:
+        """``data`` as batches of this run's dtype, checked against the model where it
+        says what its samples look like (crossloop Batches do)."""
+        source = as_batch_source(data, dtype=self.dtype, batch_size=batch_size, seed=self.seed,
+                                 shuffle=shuffle)
+        if hasattr(source, "input_shape") and source.input_shape != self.spec.input_shape:
+            raise ValueError(f"model {self.spec.name} takes inputs of shape {self.spec.input_shape}, "
+                             f"the data gives {source.input_shape}: use a model for this data")
+        dtype = getattr(source, "input_dtype", None)
+        if dtype is not None and dtype.kind == "f" and dtype != np.dtype(self.dtype):
+            raise ValueError(f"the batches are {dtype}, the trainer runs {self.dtype}: "
+                             f"make them with dtype={self.dtype!r}")
+        if hasattr(source, "target_shape"):
+            losses.check_targets(self.loss, self.spec.shapes()[-1], source.target_shape,
+                                 source.target_dtype)
+        return source
+
+    def _on_device(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]):
+        """The batches moved to the device, made ``prefetch`` ahead in a thread."""
+        to_device = self.backend.to_device
+        return prefetch(((to_device(x), to_device(y)) for x, y in batches), self.prefetch)
 
     def params(self) -> dict[str, np.ndarray]:
         """The current parameters in canonical layout."""
@@ -238,6 +295,14 @@ class Trainer:
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
+
+
+def _length(source: Any) -> int | None:
+    """Batches per epoch, or None when the source does not know (a tf.data pipeline may not)."""
+    try:
+        return len(source)
+    except TypeError:
+        return None
 
 
 def _cast(tensors: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:

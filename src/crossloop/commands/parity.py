@@ -19,7 +19,8 @@ from ..backend import BackendError
 from ..data import DatasetNotFoundError
 from ..experiment import ConfigError
 from ..parity import DEFAULT_TOLERANCES, Tolerance, run_parity
-from ..runner import load_data
+from ..resolve import ResolveError
+from ..runner import load_data, model_spec
 from . import options
 
 
@@ -50,16 +51,16 @@ def run(args: argparse.Namespace) -> int:
         tolerance = dataclasses.replace(Tolerance.default(exp.dtype), **{
             f.name: getattr(args, f"tol_{f.name}") for f in dataclasses.fields(Tolerance)
             if getattr(args, f"tol_{f.name}") is not None})
-        train, _ = load_data(exp)
-        spec, opt = nn.preset(exp.model), exp.optimizer_spec(len(train))
-    except (ConfigError, DatasetNotFoundError, ValueError, OSError) as exc:
+        data = load_data(exp)
+        train, spec, opt = data.train, model_spec(exp, data), exp.optimizer_spec(len(data.train))
+    except (ConfigError, DatasetNotFoundError, ResolveError, ValueError, OSError) as exc:
         print(f"crossloop parity: error: {exc}", file=sys.stderr)
         return 2
     print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps, "
           f"{exp.dtype}, {type(opt).__name__}, {' vs '.join(backends)}", flush=True)
     try:
         report = run_parity(spec, opt, train, steps=args.steps, backends=backends,
-                            dtype=exp.dtype, seed=exp.seed, tolerance=tolerance,
+                            dtype=exp.dtype, loss=exp.loss, seed=exp.seed, tolerance=tolerance,
                             device=exp.device, config={"experiment": exp.to_dict()})
     except BackendError as exc:
         print(f"crossloop parity: error: {exc}", file=sys.stderr)

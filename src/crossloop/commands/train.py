@@ -15,8 +15,9 @@ from pathlib import Path
 from ..backend import BackendError
 from ..callbacks import NonFiniteError
 from ..checkpoint import CheckpointError
-from ..data import DatasetNotFoundError
+from ..data import DataError, DatasetNotFoundError
 from ..experiment import ConfigError
+from ..resolve import ResolveError
 from ..runner import output_dir, run_experiment
 from ..trainer import Interrupted
 from . import options
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         exp = options.settings(args)
         exp = replace(exp, out_dir=str(output_dir(exp)))  # one folder, named once
         run_experiment(exp, resume=bool(args.resume))
-    except (ConfigError, BackendError, CheckpointError) as exc:
+    except (ConfigError, BackendError, CheckpointError, ResolveError, DataError) as exc:
         print(f"crossloop train: error: {exc}", file=sys.stderr)
         return 2
     except (DatasetNotFoundError, NonFiniteError) as exc:
