@@ -10,6 +10,7 @@ archive is found, downloaded and checksummed like MNIST
 
 from __future__ import annotations
 
+import gzip
 import os
 import tarfile
 import zlib
@@ -57,26 +58,41 @@ def load_cifar10(data_dir: str | os.PathLike[str] | None = None, *,
 
 
 def read_cifar_archive(path: Path) -> dict[str, np.ndarray]:
-    """The train and test arrays of a CIFAR-10 binary archive (``.tar`` or ``.tar.gz``)."""
+    """The train and test arrays of a CIFAR-10 binary archive (``.tar`` or ``.tar.gz``).
+
+    The archive is read as one stream to its end, so a gzip archive's CRC and
+    length are checked: a flipped bit anywhere is an error, not a wrong pixel.
+    """
+    wanted = {*TRAIN_MEMBERS, TEST_MEMBER}
+    batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     try:
-        with tarfile.open(path, "r:*") as tar:
-            train = [_read_batch(tar, path, member) for member in TRAIN_MEMBERS]
-            test = _read_batch(tar, path, TEST_MEMBER)
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    if member.name in wanted:
+                        batches[member.name] = _read_batch(tar, path, member)
+            while stream.read(1 << 20):  # to the end: gzip checks its CRC and length there
+                pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(f"{path}: not a readable CIFAR-10 binary archive ({type(exc).__name__}: "
                         f"{exc}); delete it and download cifar-10-binary.tar.gz again") from None
+    missing = sorted(wanted - set(batches))
+    if missing:
+        raise DataError(f"{path}: lacks {missing[0]}; is it cifar-10-binary.tar.gz (the binary "
+                        "version, not the Python or MATLAB one)?")
+    train = [batches[name] for name in TRAIN_MEMBERS]
     return dict(zip(SPLITS, (np.concatenate([x for x, _ in train]),
-                             np.concatenate([y for _, y in train]), *test)))
+                             np.concatenate([y for _, y in train]), *batches[TEST_MEMBER])))
 
 
-def _read_batch(tar: tarfile.TarFile, path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(tar: tarfile.TarFile, path: Path,
+                member: tarfile.TarInfo) -> tuple[np.ndarray, np.ndarray]:
     """One batch file's images ``(n, 3, 32, 32)`` and labels ``(n,)``, its size checked
     against the record size before anything is read."""
-    try:
-        member = tar.getmember(name)
-    except KeyError:
-        raise DataError(f"{path}: lacks {name}; is it cifar-10-binary.tar.gz (the binary "
-                        "version, not the Python or MATLAB one)?") from None
+    name = member.name
     if not member.isfile() or member.size % RECORD or not 0 < member.size <= MAX_RECORDS * RECORD:
         raise DataError(f"{path}: {name} holds {member.size} bytes, not a whole number (1 to "
                         f"{MAX_RECORDS}) of {RECORD}-byte records: the file is truncated or not "
