@@ -115,10 +115,12 @@ class SampleBatches:
 
 
 def _numpy(tensor: Any) -> np.ndarray:
-    """A torch or TensorFlow tensor (or anything array-like) as a NumPy array."""
+    """A torch or TensorFlow tensor (or anything array-like) as a writable NumPy array
+    (tf.data hands out read-only ones, which torch would refuse to share)."""
     if hasattr(tensor, "detach"):  # torch: off the autograd graph and the GPU first
         tensor = tensor.detach().cpu()
-    return np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
+    array = np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
+    return array if array.flags.writeable else array.copy()
 
 
 def _is_torch(data: Any, name: str) -> bool:
