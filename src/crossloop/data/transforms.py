@@ -133,14 +133,13 @@ class Normalize:
         if channels and (x.ndim < 2 or x.shape[1] != channels):
             raise ValueError(f"Normalize has {channels} means/stds, one per entry of axis 1, "
                              f"but the batch has shape {x.shape}")
-        if x.dtype == np.uint8:
+        if x.dtype == np.uint8:  # np.take on one flat table: twice as fast as fancy indexing
             table = self._table(np.dtype(ctx.dtype), channels)
             if not channels:
-                return table[x]
-            out = np.empty(x.shape, table.dtype)
-            for c in range(channels):
-                out[:, c] = table[c][x[:, c]]
-            return out
+                return np.take(table, x)
+            offsets = (np.arange(channels, dtype=np.uint16) * 256).reshape(
+                (-1,) + (1,) * (x.ndim - 2))
+            return np.take(table.ravel(), x + offsets)
         shape = (-1,) + (1,) * (x.ndim - 2) if channels else ()
         mean, std = mean.reshape(shape), std.reshape(shape)
         return ((x.astype(np.float64) / self.max_value - mean) / std).astype(ctx.dtype)
@@ -176,8 +175,9 @@ class RandomCrop:
 
     def __call__(self, x: np.ndarray, ctx: BatchContext) -> np.ndarray:
         images, p = _as_images(x, "RandomCrop"), self.padding
-        b, _, h, w = images.shape
-        padded = np.pad(images, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=self.fill)
+        b, c, h, w = images.shape
+        padded = np.full((b, c, h + 2 * p, w + 2 * p), self.fill, images.dtype)
+        padded[:, :, p : p + h, p : p + w] = images
         top, left = (ctx.uniform(2) * (2 * p + 1)).astype(np.intp).T
         windows = np.lib.stride_tricks.sliding_window_view(padded, (h, w), axis=(2, 3))
         return windows[np.arange(b), :, top, left].reshape(x.shape)  # a copy
@@ -192,7 +192,9 @@ class RandomHorizontalFlip:
     def __call__(self, x: np.ndarray, ctx: BatchContext) -> np.ndarray:
         _as_images(x, "RandomHorizontalFlip")
         flip = ctx.uniform(1)[:, 0] < self.p
-        return np.where(flip.reshape((-1,) + (1,) * (x.ndim - 1)), x[..., ::-1], x)
+        out = x.copy()
+        out[flip] = x[flip][..., ::-1]
+        return out
 
 
 MNIST: tuple[Transform, ...] = (AddChannel(), Normalize(0.1307, 0.3081, max_value=255))
