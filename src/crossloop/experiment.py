@@ -31,10 +31,11 @@ from .data import DATASETS
 from .data.catalog import TEXT_DATASETS
 from .data.text import TOKENS
 from .data.transforms import AUGMENTATIONS
-from .resolve import ResolveError, check_name, is_reference
+from .resolve import ResolveError, check_name, dataset_key, is_reference
 
 DATA_SOURCES = ("idx", "tfds")
 MONITORS = ("test_accuracy", "test_loss", "accuracy", "loss")
+_TEXT = ("dataset", " ".join(TEXT_DATASETS))  # the settings only text data sets take
 GROUPS = ("data", "model", "run", "output")
 
 
@@ -74,10 +75,9 @@ class Experiment:
         "data", "none", "seeded augmentation of the training images: none, or crop-flip (random "
         "crop with 4-pixel padding and horizontal flip, the CIFAR recipe)",
         choices=tuple(AUGMENTATIONS))
-    seq_len: int = _option("data", 128, "tokens per text window", applies=("dataset",
-                                                                             " ".join(TEXT_DATASETS)))
+    seq_len: int = _option("data", 128, "tokens per text window", applies=_TEXT)
     tokens: str = _option("data", "char", "text tokens: char or byte", choices=TOKENS,
-                          applies=("dataset", " ".join(TEXT_DATASETS)))
+                          applies=_TEXT)
     # -- model and optimizer
     model: str = _option(
         "model", "lenet5", f"model: a preset ({', '.join(nn.PRESETS)}; mlp and linear fit the "
@@ -140,6 +140,7 @@ class Experiment:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f, getattr(self, f.name)))
+        object.__setattr__(self, "dataset", dataset_key(self.dataset))  # one spelling
         self._check()
 
     # -- loading -------------------------------------------------------------

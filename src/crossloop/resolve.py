@@ -24,7 +24,8 @@ from typing import Any
 from . import nn
 from .data import DATASETS, Dataset, load_dataset
 
-__all__ = ["ResolveError", "check_name", "is_reference", "load_data_set", "model_spec"]
+__all__ = ["ResolveError", "check_name", "dataset_key", "is_reference", "load_data_set",
+           "model_spec"]
 
 _REFERENCE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
@@ -36,6 +37,12 @@ class ResolveError(ValueError):
 def is_reference(name: str) -> bool:
     """Whether ``name`` is a ``package.module:function`` reference (not a registered name)."""
     return ":" in name
+
+
+def dataset_key(name: str) -> str:
+    """A data set's registered spelling (``Breast_Cancer`` -> ``breast-cancer``);
+    references as they are."""
+    return name if is_reference(name) else name.lower().replace("_", "-")
 
 
 def check_name(what: str, name: str, known: Mapping[str, Any]) -> None:
@@ -66,8 +73,8 @@ def load_data_set(name: str, data_dir: str | os.PathLike[str] | None = None,
                   **options: Any) -> Dataset:
     """The data set ``name``: a registered one (see :func:`crossloop.data.load_dataset`) or
     what a reference's function returns, as a :class:`~crossloop.data.Dataset`."""
-    check_name("dataset", name.lower().replace("_", "-") if not is_reference(name) else name,
-               DATASETS)
+    name = dataset_key(name)
+    check_name("dataset", name, DATASETS)
     if not is_reference(name):
         return load_dataset(name, data_dir, **options)
     given = _call(_import(name, "dataset"), name, "dataset",
