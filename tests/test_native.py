@@ -109,3 +109,20 @@ def test_a_used_up_generator_is_named(backend):
 def test_what_cannot_be_trained_on_is_named():
     with pytest.raises(TypeError, match="cannot train on int"):
         as_batch_source(3)
+
+
+def test_run_experiment_takes_native_pipelines(tmp_path):
+    """The Python API of crossloop train: an Experiment's run on your own DataLoaders."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from crossloop.experiment import Experiment
+    from crossloop.runner import run_experiment
+
+    data = TensorDataset(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+    loader = DataLoader(data, batch_size=16, shuffle=True)
+    exp = Experiment(model="mlp", epochs=2, backend="torch", device="cpu", plot=False,
+                     tensorboard=False, out_dir=str(tmp_path / "run"))
+    trainer, folder = run_experiment(exp, data=(loader, DataLoader(data, batch_size=32)))
+    assert trainer.step == 8 and len(trainer.history) == 2
+    assert "test_accuracy" in trainer.history[-1] and (folder / "history.json").is_file()
