@@ -254,3 +254,25 @@ def test_prefetching_changes_nothing_in_training(backend, tiny_mnist):
         params.append(trainer.params())
     for name in params[0]:
         np.testing.assert_array_equal(params[0][name], params[1][name])
+
+
+# -- the model meets the data -------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, batches, loss, words", [
+    (nn.mlp(8), lambda: Batches(*images(8, c=1, size=8), 4, transforms=[Normalize()]),
+     "cross_entropy", r"takes inputs of shape \(1, 28, 28\), the data gives \(1, 8, 8\)"),
+    (nn.mlp(8, input_shape=(1, 8, 8)), lambda: Batches(*images(8, c=1, size=8), 4),
+     "cross_entropy", r"integers \(int64\), but model mlp starts with Linear"),
+    (nn.mlp(8, input_shape=(1, 8, 8)),
+     lambda: Batches(*images(8, c=1, size=8), 4, transforms=[Normalize()], dtype="float64"),
+     "cross_entropy", "the batches are float64, the run is float32"),
+    (nn.linear(1, (3,)), lambda: Batches(np.ones((8, 3)), np.ones(8), 4), "mse",
+     r"mse needs float targets of the model's output shape \(1,\); the data gives float32 "
+     r"targets of shape \(\)"),
+    (nn.linear(2, (3,)), lambda: Batches(np.ones((8, 3)), np.ones(8), 4), "cross_entropy",
+     r"cross_entropy needs integer targets of shape \(\)"),
+])
+def test_a_model_that_does_not_fit_the_data_is_named(backend, spec, batches, loss, words):
+    trainer = crossloop.Trainer(spec, optim.SGD(0.1), backend=backend, loss=loss)
+    with pytest.raises(ValueError, match=words):
+        trainer.fit(batches())

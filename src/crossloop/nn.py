@@ -257,3 +257,22 @@ def check_params(expected: dict[str, Shape], params: dict[str, np.ndarray], *,
     extra = sorted(set(params) - set(expected))
     if extra:
         raise ValueError(f"{what}: unexpected tensor {extra[0]!r} (the model has {', '.join(expected)})")
+
+
+def check_inputs(spec: Sequential, shape: Shape, dtype: np.dtype, run_dtype: str) -> None:
+    """Raise ValueError naming the mismatch unless samples of ``shape`` and ``dtype`` fit
+    ``spec`` run in ``run_dtype``: the model's input shape; floats of the run's dtype,
+    or integers (token ids) only for a model whose first layer does not compute on them."""
+    if tuple(shape) != spec.input_shape:
+        raise ValueError(f"model {spec.name} takes inputs of shape {spec.input_shape}, the data "
+                         f"gives {tuple(shape)}: use a model for this data")
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype != np.dtype(run_dtype):
+        raise ValueError(f"the batches are {dtype}, the run is {run_dtype}: make them with "
+                         f"dtype={run_dtype!r}")
+    first = next((layer for layer in spec.layers if not isinstance(layer, (Flatten, Dropout))),
+                 None)
+    if dtype.kind in "iu" and isinstance(first, (Conv2d, Linear, MaxPool2d, AvgPool2d)):
+        raise ValueError(f"the inputs are integers ({dtype}), but model {spec.name} starts with "
+                         f"{type(first).__name__}, which needs floats: normalise them (for "
+                         "MNIST-like images transforms=crossloop.data.transforms.MNIST)")

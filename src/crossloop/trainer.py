@@ -209,13 +209,8 @@ class Trainer:
         says what its samples look like (crossloop Batches do)."""
         source = as_batch_source(data, dtype=self.dtype, batch_size=batch_size, seed=self.seed,
                                  shuffle=shuffle)
-        if hasattr(source, "input_shape") and source.input_shape != self.spec.input_shape:
-            raise ValueError(f"model {self.spec.name} takes inputs of shape {self.spec.input_shape}, "
-                             f"the data gives {source.input_shape}: use a model for this data")
-        dtype = getattr(source, "input_dtype", None)
-        if dtype is not None and dtype.kind == "f" and dtype != np.dtype(self.dtype):
-            raise ValueError(f"the batches are {dtype}, the trainer runs {self.dtype}: "
-                             f"make them with dtype={self.dtype!r}")
+        if hasattr(source, "input_shape"):
+            nn.check_inputs(self.spec, source.input_shape, source.input_dtype, self.dtype)
         if hasattr(source, "target_shape"):
             losses.check_targets(self.loss, self.spec.shapes()[-1], source.target_shape,
                                  source.target_dtype)
