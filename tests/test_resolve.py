@@ -133,3 +133,10 @@ def test_crossloop_train_regression_reports_r2(tmp_path, capsys):
     assert "final test R^2 0." in capsys.readouterr().out
     history = json.loads((out / "history.json").read_text())
     assert history[-1]["test_r2"] > 0.4
+
+
+def test_a_model_that_does_not_fit_the_data_set_is_a_bad_setting(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    assert commands.main(["train", "--dataset", "digits", "--out-dir", str(tmp_path / "r")]) == 2
+    assert ("model lenet5 does not fit data set digits (loss cross_entropy): model lenet5 takes "
+            "inputs of shape (1, 28, 28), the data gives (1, 8, 8)") in capsys.readouterr().err

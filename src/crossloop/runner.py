@@ -147,6 +147,11 @@ def run_experiment(exp: Experiment, *, resume: bool = False,
     exp = replace(exp, backend=backend.name)
     callbacks = build_callbacks(exp, folder, steps)
     trainer = build_trainer(exp, spec, steps, callbacks, backend=backend)
+    try:
+        trainer.check_data(train)
+    except ValueError as exc:
+        raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
+                          f"{exp.loss}): {exc}") from None
     if resume:
         state = checkpoint.restore(trainer, checkpoint_path(folder))
         print(f"resuming {folder} at step {trainer.step} (epoch {trainer.epoch + 1}, batch "

@@ -205,16 +205,20 @@ class Trainer:
         return out
 
     def _source(self, data: Any, batch_size: int | None, shuffle: bool) -> BatchSource:
-        """``data`` as batches of this run's dtype, checked against the model where it
-        says what its samples look like (crossloop Batches do)."""
+        """``data`` as batches of this run's dtype, checked against the model."""
         source = as_batch_source(data, dtype=self.dtype, batch_size=batch_size, seed=self.seed,
                                  shuffle=shuffle)
-        if hasattr(source, "input_shape"):
-            nn.check_inputs(self.spec, source.input_shape, source.input_dtype, self.dtype)
-        if hasattr(source, "target_shape"):
-            losses.check_targets(self.loss, self.spec.shapes()[-1], source.target_shape,
-                                 source.target_dtype)
+        self.check_data(source)
         return source
+
+    def check_data(self, data: Any) -> None:
+        """Raise ValueError naming the mismatch unless ``data`` fits this run's model and
+        loss, where it says what its samples look like (crossloop Batches do)."""
+        if hasattr(data, "input_shape"):
+            nn.check_inputs(self.spec, data.input_shape, data.input_dtype, self.dtype)
+        if hasattr(data, "target_shape"):
+            losses.check_targets(self.loss, self.spec.shapes()[-1], data.target_shape,
+                                 data.target_dtype)
 
     def _on_device(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]):
         """The batches moved to the device, made ``prefetch`` ahead in a thread."""
