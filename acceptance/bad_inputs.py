@@ -28,7 +28,7 @@ import numpy as np
 
 from crossloop import checkpoint, commands, storage
 from crossloop.data import write_idx
-from crossloop.data.sources import FILES
+from crossloop.data.mnist import FILES
 from crossloop.run_folder import RunFolder
 
 

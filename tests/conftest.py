@@ -3,21 +3,25 @@
 Fixtures: ``backend`` (every installed backend, from ``crossloop.testing``),
 ``mnist`` (the real data set, when ``$CROSSLOOP_DATA`` points at it) and
 ``tiny_mnist`` (a folder of small generated MNIST files). Helpers are imported
-by the test modules: ``from conftest import ...``.
+by the test modules: ``from conftest import ...``; ``write_cifar`` makes a
+CIFAR-10 archive in the real binary format.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import crossloop
-from crossloop.data import Batches, write_idx
-from crossloop.data.sources import FILES
+from crossloop.data import Batches, cifar, write_idx
+from crossloop.data.mnist import FILES
+from crossloop.data.transforms import MNIST
 
 pytest_plugins = ["crossloop.testing"]
 
@@ -58,6 +62,32 @@ def tiny_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return write_mnist(tmp_path / "mnist")
 
 
+def write_cifar(path: Path, per_batch: int = 4, test: int = 5, seed: int = 0,
+                members: dict[str, bytes] | None = None) -> list[np.ndarray]:
+    """A ``cifar-10-binary.tar.gz`` at ``path`` (a plain tar unless the name ends in
+    .gz) in the published layout, ``per_batch`` random records in each of the five
+    training files and ``test`` in the test file; ``members`` adds or replaces files
+    by name. Returns the train images, train labels, test images, test labels."""
+    rng = np.random.default_rng(seed)
+    files, arrays = {}, []
+    for names, n in ((cifar.TRAIN_MEMBERS, per_batch), ((cifar.TEST_MEMBER,), test)):
+        images = rng.integers(0, 256, (len(names) * n, 3, 32, 32), dtype=np.uint8)
+        labels = rng.integers(0, 10, len(names) * n, dtype=np.uint8)
+        records = np.concatenate([labels[:, None], images.reshape(len(labels), -1)], axis=1)
+        for i, name in enumerate(names):
+            files[name] = records[i * n : (i + 1) * n].tobytes()
+        arrays += [images, labels]
+    files[f"{cifar.FOLDER}/batches.meta.txt"] = "\n".join(cifar.CLASSES).encode()
+    files.update(members or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz" if path.suffix == ".gz" else "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return arrays
+
+
 def striped_digits(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` learnable 28x28 uint8 images and their labels: faint noise with one bright
     row, the row's index being the label."""
@@ -72,7 +102,7 @@ def random_digits(n: int, batch_size: int = 16) -> Batches:
     """Batches of ``n`` random 28x28 images with random labels (seeded by ``n``)."""
     rng = np.random.default_rng(n)
     return Batches(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n),
-                   batch_size)
+                   batch_size, transforms=MNIST)
 
 
 def normal_batch(n: int = 8, seed: int = 0, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:

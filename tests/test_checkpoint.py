@@ -17,12 +17,13 @@ from crossloop import checkpoint, nn, optim
 from crossloop.callbacks import CheckpointCallback
 from crossloop.checkpoint import CheckpointError
 from crossloop.data import Batches
+from crossloop.data.transforms import MNIST
 
 OPT = optim.Adam(optim.Cosine(3e-3, 40, warmup_steps=5), clip_norm=1.0)
 
 
 def tiny_data(n=80):
-    return Batches(*striped_digits(n), 8, seed=1)
+    return Batches(*striped_digits(n), 8, seed=1, transforms=MNIST)
 
 
 def make(backend, **kw):
@@ -184,12 +185,13 @@ CHILD = textwrap.dedent("""
     import sys, time, numpy as np, crossloop
     from crossloop import checkpoint, nn, optim
     from crossloop.data import Batches
+    from crossloop.data.transforms import MNIST
     backend, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 160)
     images = (rng.random((160, 28, 28)) * 60).astype(np.uint8)
     images[np.arange(160), labels, :] = 255
-    data = Batches(images, labels, 8, seed=1)
+    data = Batches(images, labels, 8, seed=1, transforms=MNIST)
 
     class Slow(crossloop.Callback):
         def on_batch_end(self, trainer):

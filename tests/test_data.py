@@ -25,12 +25,13 @@ from crossloop.data import (
     load_fashion_mnist,
     load_mnist,
     read_idx,
-    sources,
     write_idx,
 )
+from crossloop.data import mnist as mnist_files
+from crossloop.data.transforms import MNIST, AddChannel, Normalize
 
 REAL_DATA = os.environ.get("CROSSLOOP_DATA")  # read before the autouse fixture clears it
-FILES = sources.FILES
+FILES = mnist_files.FILES
 
 
 @pytest.fixture(autouse=True)
@@ -38,8 +39,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the cache at tmp_path, clear CROSSLOOP_DATA, and make any real download fail."""
     monkeypatch.setenv("CROSSLOOP_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("CROSSLOOP_DATA", raising=False)
-    for name in sources.MIRRORS:
-        monkeypatch.setitem(sources.MIRRORS, name, [(tmp_path / "no-mirror").as_uri() + "/"])
+    for name in mnist_files.MIRRORS:
+        monkeypatch.setitem(mnist_files.MIRRORS, name, [(tmp_path / "no-mirror").as_uri() + "/"])
     return tmp_path / "cache"
 
 
@@ -59,7 +60,7 @@ def make_files(folder: Path, n_train: int = 6, n_test: int = 4, gz: bool = True,
 
 
 def assert_same(ds: Dataset, arrays) -> None:
-    got = [ds.train_images, ds.train_labels, ds.test_images, ds.test_labels]
+    got = [ds.train_inputs, ds.train_targets, ds.test_inputs, ds.test_targets]
     for g, a in zip(got, arrays, strict=True):
         np.testing.assert_array_equal(g, a)
         assert g.dtype == np.uint8
@@ -155,14 +156,14 @@ def test_load_from_explicit_dir(tmp_path: Path, gz: bool) -> None:
     assert_same(ds, arrays)
     assert ds.name == "mnist" and ds.source == str((tmp_path / "d").resolve())
     assert "train=6" in repr(ds)
-    assert not ds.train_images.flags.writeable
+    assert not ds.train_inputs.flags.writeable
 
 
 def test_mixed_gz_and_raw_prefers_raw(tmp_path: Path) -> None:
     arrays = make_files(tmp_path / "d", gz=True)
     write_idx(tmp_path / "d" / FILES[3], arrays[3][::-1])  # raw beside .gz: raw wins
     ds = load_mnist(tmp_path / "d")
-    np.testing.assert_array_equal(ds.test_labels, arrays[3][::-1])
+    np.testing.assert_array_equal(ds.test_targets, arrays[3][::-1])
 
 
 def test_lookup_order(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,7 +220,7 @@ def test_content_validation(tmp_path: Path, index: int, array, match: str) -> No
 
 def test_unknown_name_lists_known() -> None:
     with pytest.raises(ValueError, match="fashion-mnist, mnist"):
-        load_dataset("cifar10")
+        load_dataset("imagenet")
 
 
 # --- download ----------------------------------------------------------------
@@ -234,9 +235,9 @@ def fake_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, kind
         data = (mirror / (f + ".gz")).read_bytes()
         content = gzip.decompress(data) if kind == "raw" else data
         sums[f] = (kind, hashlib.md5(content).hexdigest())
-    monkeypatch.setitem(sources.CHECKSUMS, name, sums)
+    monkeypatch.setitem(mnist_files.CHECKSUMS, name, sums)
     dead = (tmp_path / "dead-mirror").as_uri() + "/"
-    monkeypatch.setitem(sources.MIRRORS, name, [dead, mirror.as_uri() + "/"])
+    monkeypatch.setitem(mnist_files.MIRRORS, name, [dead, mirror.as_uri() + "/"])
     return arrays
 
 
@@ -251,7 +252,7 @@ def test_download_verifies_and_lands_in_cache(
     assert sorted(p.name for p in (cache / name).iterdir()) == sorted(f + ".gz" for f in FILES)
     assert "downloading" in capsys.readouterr().err
     # Now offline: the cached files are used, nothing is fetched again.
-    monkeypatch.setitem(sources.MIRRORS, name, [])
+    monkeypatch.setitem(mnist_files.MIRRORS, name, [])
     loader = load_mnist if name == "mnist" else load_fashion_mnist
     assert_same(loader(), arrays)
     assert "downloading" not in capsys.readouterr().err
@@ -261,9 +262,9 @@ def test_download_bad_checksum_raises_and_leaves_nothing(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_mirror(tmp_path, monkeypatch, "mnist", "raw")
-    good = sources.MIRRORS["mnist"][1]
-    monkeypatch.setitem(sources.MIRRORS, "mnist", [good])
-    monkeypatch.setitem(sources.CHECKSUMS["mnist"], FILES[0], ("raw", "0" * 32))
+    good = mnist_files.MIRRORS["mnist"][1]
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", [good])
+    monkeypatch.setitem(mnist_files.CHECKSUMS["mnist"], FILES[0], ("raw", "0" * 32))
     with pytest.raises(ChecksumError) as e:
         load_mnist()
     msg = str(e.value)
@@ -278,8 +279,8 @@ def test_checksum_mismatch_falls_back_to_next_mirror(
     arrays = fake_mirror(tmp_path, monkeypatch, "mnist", "raw")
     evil = tmp_path / "evil"
     make_files(evil, seed=5)  # well-formed files with the wrong content
-    good = sources.MIRRORS["mnist"][1]
-    monkeypatch.setitem(sources.MIRRORS, "mnist", [evil.as_uri() + "/", good])
+    good = mnist_files.MIRRORS["mnist"][1]
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", [evil.as_uri() + "/", good])
     assert_same(load_mnist(), arrays)
     assert "MD5 mismatch" in capsys.readouterr().err
 
@@ -288,7 +289,7 @@ def test_offline_without_files_names_directories(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dead = [(tmp_path / f"dead{i}").as_uri() + "/" for i in (1, 2)]
-    monkeypatch.setitem(sources.MIRRORS, "mnist", dead)
+    monkeypatch.setitem(mnist_files.MIRRORS, "mnist", dead)
     monkeypatch.setenv("CROSSLOOP_DATA", str(tmp_path / "root"))
     for download, reason in ((True, dead[1] + FILES[0]), (False, "download=False")):
         with pytest.raises(DatasetNotFoundError) as e:
@@ -307,21 +308,22 @@ def test_decoded_cache_roundtrip(
 ) -> None:
     arrays = make_files(tmp_path / "d")
     first = load_mnist(tmp_path / "d")
-    assert len(list((cache / "decoded").glob("mnist-*.npz"))) == 1
+    assert len(list((cache / "decoded").glob("mnist-*/train_inputs.npy"))) == 1
 
     def no_decode(path):
         raise AssertionError(f"decoded {path} although the cache should hit")
 
-    monkeypatch.setattr(sources, "read_idx", no_decode)
+    monkeypatch.setattr(mnist_files, "read_idx", no_decode)
     second = load_mnist(tmp_path / "d")
     assert_same(second, arrays)
     for a, b in zip(
-        (first.train_images, first.train_labels, first.test_images, first.test_labels),
-        (second.train_images, second.train_labels, second.test_images, second.test_labels),
+        (first.train_inputs, first.train_targets, first.test_inputs, first.test_targets),
+        (second.train_inputs, second.train_targets, second.test_inputs, second.test_targets),
         strict=True,
     ):
         assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
-    assert not second.train_images.flags.writeable
+    assert not second.train_inputs.flags.writeable
+    assert isinstance(second.train_inputs, np.memmap)  # read when a batch needs it
 
     # Changing a source file (new mtime and content) misses the cache.
     monkeypatch.undo()
@@ -341,8 +343,8 @@ def test_unwritable_cache_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_corrupt_decoded_cache_is_ignored(tmp_path: Path, cache: Path) -> None:
     arrays = make_files(tmp_path / "d")
     load_mnist(tmp_path / "d")
-    (npz,) = (cache / "decoded").glob("*.npz")
-    npz.write_bytes(b"not a zip")
+    (npy,) = (cache / "decoded").glob("*/train_inputs.npy")
+    npy.write_bytes(b"not an npy file")
     assert_same(load_mnist(tmp_path / "d"), arrays)
 
 
@@ -404,7 +406,8 @@ def test_batches_last_partial_and_drop_last() -> None:
 @pytest.mark.parametrize("dtype", ["float32", "float64", np.float16])
 def test_batches_dtype_and_normalisation(dtype) -> None:
     x, y = toy(5)
-    b = Batches(x, y, 5, shuffle=False, dtype=dtype, mean=0.5, std=0.25)
+    normalize = (AddChannel(), Normalize(0.5, 0.25, max_value=255))
+    b = Batches(x, y, 5, shuffle=False, dtype=dtype, transforms=normalize)
     ((xb, yb),) = collect(b, 0)
     assert xb.shape == (5, 1, 2, 3) and xb.dtype == np.dtype(dtype) and yb.dtype == np.int64
     expected = ((x.astype(np.float64) / 255 - 0.5) / 0.25).astype(dtype)[:, None]
@@ -412,16 +415,16 @@ def test_batches_dtype_and_normalisation(dtype) -> None:
     np.testing.assert_array_equal(yb, np.arange(5))
     # Non-uint8 input follows the same formula; NCHW input keeps its channels.
     ((xf, _),) = collect(
-        Batches(x.astype(np.float32), y, 5, shuffle=False, dtype=dtype, mean=0.5, std=0.25), 0
+        Batches(x.astype(np.float32), y, 5, shuffle=False, dtype=dtype, transforms=normalize), 0
     )
     np.testing.assert_array_equal(xf, expected)
-    ((xc, _),) = collect(Batches(np.stack([x, x], 1), y, 5, shuffle=False), 0)
+    ((xc, _),) = collect(Batches(np.stack([x, x], 1), y, 5, shuffle=False, transforms=MNIST), 0)
     assert xc.shape == (5, 2, 2, 3)
 
 
-def test_batches_default_mnist_normalisation() -> None:
+def test_batches_mnist_normalisation() -> None:
     x = np.array([[[0, 255]]], np.uint8)
-    ((xb, _),) = collect(Batches(x, [3], 1), 0)
+    ((xb, _),) = collect(Batches(x, [3], 1, transforms=MNIST), 0)
     np.testing.assert_allclose(xb.ravel(), [-0.1307 / 0.3081, (1 - 0.1307) / 0.3081], rtol=1e-6)
 
 
@@ -445,14 +448,15 @@ def test_batches_from_dataset(tmp_path: Path) -> None:
     [
         ((0,), {}, ValueError, "batch_size must be >= 1"),
         ((2.0,), {}, TypeError, "batch_size must be an int"),
-        ((2,), {"labels": np.arange(9)}, ValueError, "one label per image"),
-        ((2,), {"images": np.zeros((10, 4), np.uint8)}, ValueError, r"\(N, H, W\)"),
+        ((2,), {"labels": np.arange(9)}, ValueError, "one entry per input"),
+        ((2,), {"images": np.zeros((10, 4), np.uint8), "transforms": MNIST}, ValueError,
+         r"images \(B, H, W\) or \(B, C, H, W\), got a batch of shape \(1, 4\)"),
         ((2,), {"images": np.zeros((0, 2, 2), np.uint8), "labels": []}, ValueError, "no samples"),
         ((20,), {"drop_last": True}, ValueError, "leaves no batch"),
         ((2,), {"dtype": "int32"}, ValueError, "floating dtype"),
-        ((2,), {"std": 0.0}, ValueError, "std must be > 0"),
         ((2,), {"seed": -1}, ValueError, "seed must be"),
-        ((2,), {"labels": np.zeros(10, np.float32)}, ValueError, "labels must be integers"),
+        ((2,), {"labels": np.zeros(10, bool)}, ValueError, "targets must be numbers"),
+        ((2,), {"transforms": [None]}, TypeError, "transform must be callable"),
     ],
 )
 def test_batches_validation(args, kw, error, match) -> None:
@@ -477,11 +481,11 @@ def test_batches_epoch_arguments_checked_eagerly() -> None:
 def test_real_mnist(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSLOOP_DATA", REAL_DATA)
     ds = load_mnist(download=False)
-    assert ds.train_images.shape == (60000, 28, 28) and ds.train_labels.shape == (60000,)
-    assert ds.test_images.shape == (10000, 28, 28) and ds.test_labels.shape == (10000,)
-    for labels in (ds.train_labels, ds.test_labels):
+    assert ds.train_inputs.shape == (60000, 28, 28) and ds.train_targets.shape == (60000,)
+    assert ds.test_inputs.shape == (10000, 28, 28) and ds.test_targets.shape == (10000,)
+    for labels in (ds.train_targets, ds.test_targets):
         assert labels.dtype == np.uint8 and set(np.unique(labels)) == set(range(10))
-    assert ds.train_images.max() == 255 and ds.train_images.min() == 0
+    assert ds.train_inputs.max() == 255 and ds.train_inputs.min() == 0
 
 
 # --- bounded input: hostile headers cost no more than the data they really hold ---------

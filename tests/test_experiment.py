@@ -82,14 +82,14 @@ def test_unknown_keys_are_named_with_the_valid_ones(tmp_path, capsys):
 @pytest.mark.parametrize("values, words", [
     ({"epochs": "3"}, "epochs must be int"),
     ({"nesterov": 1}, "nesterov must be bool"),
-    ({"model": "resnet"}, "model 'resnet' is not one of mlp, conv1, lenet5"),
+    ({"model": "resnet"}, "model 'resnet' is not one of mlp, linear, conv1, lenet5"),
     ({"lr": -0.1}, "lr must be > 0"),
     ({"batch_size": 0}, "batch_size must be > 0"),
     ({"momentum": 0.9}, "momentum applies only with optimizer sgd, not optimizer 'adam'"),
     ({"warmup_steps": 10, "schedule": "step"},
      "warmup_steps applies only with schedule cosine or warmup"),
     ({"optimizer": "sgd", "nesterov": True}, "nesterov=True"),  # optim's own check: needs momentum
-    ({"dataset": "cifar10"}, "dataset 'cifar10' is not one of mnist, fashion-mnist"),
+    ({"dataset": "imagenet"}, "dataset 'imagenet' is not one of mnist, fashion-mnist"),
 ])
 def test_bad_settings_are_named(values, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
@@ -157,7 +157,7 @@ def test_output_dir_default_never_reuses_a_folder(tmp_path, monkeypatch):
 
 
 def test_load_data_uses_the_dtype_and_seed(tiny_mnist):
-    train, test = load_data(Experiment(data_dir=str(tiny_mnist), dtype="float64", batch_size=32))
+    train, test, _ = load_data(Experiment(data_dir=str(tiny_mnist), dtype="float64", batch_size=32))
     assert (len(train), train.batch_size, test.num_samples) == (4, 32, 64)
     x, _ = next(train.epoch(0))
     assert x.dtype == np.float64

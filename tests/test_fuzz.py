@@ -27,6 +27,7 @@ import crossloop
 from conftest import striped_digits
 from crossloop import checkpoint, nn, optim, storage
 from crossloop.data import Batches, read_idx
+from crossloop.data.transforms import MNIST
 from crossloop.errors import InputError
 
 FUZZ = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -116,8 +117,8 @@ def test_safetensors_headers_load_or_are_refused(tmp_path, header, claimed_extra
 def valid_state():
     trainer = crossloop.Trainer(nn.mlp(hidden=4), optim.Adam(1e-3), backend="torch",
                                 device="cpu", callbacks=[crossloop.EarlyStopping("loss")])
-    trainer.fit(Batches(*striped_digits(16), 8), epochs=1)
-    trainer.train_batch(*next(Batches(*striped_digits(16), 8).epoch(1)))
+    trainer.fit(Batches(*striped_digits(16), 8, transforms=MNIST), epochs=1)
+    trainer.train_batch(*next(Batches(*striped_digits(16), 8, transforms=MNIST).epoch(1)))
     return trainer.state_dict()
 
 
@@ -184,7 +185,7 @@ def test_checkpoint_documents_load_or_are_refused(valid_state, data, tensor_chan
 
         def restore_and_train(p):  # what loaded must also work: train on from it
             checkpoint.restore(fresh, p)
-            fresh.fit(Batches(*striped_digits(16), 8), epochs=fresh.epoch + 1)
+            fresh.fit(Batches(*striped_digits(16), 8, transforms=MNIST), epochs=fresh.epoch + 1)
             checkpoint.save(Path(tmp) / "again.safetensors", fresh.state_dict())
 
         _loads_or_refuses(restore_and_train, path)

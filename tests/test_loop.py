@@ -6,6 +6,7 @@ import crossloop
 from conftest import striped_digits as tiny_data
 from crossloop import nn, optim
 from crossloop.data import Batches
+from crossloop.data.transforms import MNIST
 
 
 class Recorder(crossloop.Callback):
@@ -21,8 +22,8 @@ class Recorder(crossloop.Callback):
 
 def test_fit_fires_events_and_returns_history(backend):
     images, labels = tiny_data()
-    train = Batches(images, labels, 16, seed=0)
-    test = Batches(images, labels, 32, shuffle=False)
+    train = Batches(images, labels, 16, seed=0, transforms=MNIST)
+    test = Batches(images, labels, 32, shuffle=False, transforms=MNIST)
     rec = Recorder()
     trainer = crossloop.Trainer(nn.mlp(), optim.Adam(1e-2), backend=backend, callbacks=[rec])
     history = trainer.fit(train, test, epochs=2)
@@ -44,7 +45,7 @@ def test_schedule_is_written_before_each_step(backend):
 
     sched = optim.Step(0.1, step_size=2, gamma=0.5)
     trainer = crossloop.Trainer(nn.mlp(), optim.SGD(sched), backend=backend, callbacks=[LR()])
-    trainer.fit(Batches(images, labels, 8), epochs=1)
+    trainer.fit(Batches(images, labels, 8, transforms=MNIST), epochs=1)
     assert seen == [0.1, 0.1, 0.05, 0.05]
 
 
@@ -57,21 +58,22 @@ def test_stop_ends_fit(backend):
                 trainer.stop("two steps are enough")
 
     trainer = crossloop.Trainer(nn.mlp(), optim.SGD(0.1), backend=backend, callbacks=[StopAfterTwo()])
-    trainer.fit(Batches(images, labels, 8), epochs=3)
+    trainer.fit(Batches(images, labels, 8, transforms=MNIST), epochs=3)
     assert (trainer.step, trainer.epoch, trainer.batch) == (2, 0, 2)
     assert trainer.stop_reason == "two steps are enough"
 
 
 def test_fit_function_runs_on_named_backend(backend):
     images, labels = tiny_data(32)
-    history = crossloop.fit(nn.mlp(), optim.SGD(0.1), Batches(images, labels, 8), epochs=1,
-                            backend=backend.name, device="cpu")
+    history = crossloop.fit(nn.mlp(), optim.SGD(0.1), Batches(images, labels, 8, transforms=MNIST),
+                            epochs=1, backend=backend.name, device="cpu")
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
 
 
 def test_short_real_mnist_run(backend, mnist):
     """A few hundred steps on real MNIST: the backend really learns."""
-    train = Batches(mnist.train_images[:6400], mnist.train_labels[:6400], 64, seed=0)
+    train = Batches(mnist.train_inputs[:6400], mnist.train_targets[:6400], 64, seed=0,
+                    transforms=MNIST)
     test = Batches.from_dataset(mnist, "test", 1000)
     trainer = crossloop.Trainer(nn.lenet5(), optim.Adam(2e-3), backend=backend)
     history = trainer.fit(train, test, epochs=1)

@@ -169,9 +169,10 @@ def test_bad_inputs_are_refused_with_the_fix():
 
 def test_a_batches_object_feeds_epochs_back_to_back():
     from crossloop.data import Batches
+    from crossloop.data.transforms import MNIST
     rng = np.random.default_rng(0)
     data = Batches(rng.integers(0, 256, (40, 12, 12), dtype=np.uint8), rng.integers(0, 10, 40),
-                   16, dtype="float64")   # 3 batches per epoch
+                   16, dtype="float64", transforms=MNIST)   # 3 batches per epoch
     report = run_parity(SPEC, optim.SGD(0.1), data, steps=5)
     assert report.passed and len(report.steps) == 5
 

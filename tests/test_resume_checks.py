@@ -12,6 +12,7 @@ import crossloop
 from conftest import striped_digits
 from crossloop import commands, nn, optim
 from crossloop.data import Batches
+from crossloop.data.transforms import MNIST
 from crossloop.experiment import Experiment
 from crossloop.resume import ResumeError, plan_resume
 from crossloop.state import StateError, check_state
@@ -26,7 +27,7 @@ def run_args(data, out, *extra):
 def small_state():
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend="torch",
                                 device="cpu")
-    trainer.fit(Batches(*striped_digits(32), 8), epochs=1)
+    trainer.fit(Batches(*striped_digits(32), 8, transforms=MNIST), epochs=1)
     return trainer.state_dict()
 
 
@@ -68,7 +69,7 @@ def test_fit_refuses_data_with_another_number_of_batches():
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend="torch", device="cpu")
     trainer.load_state_dict(state)
     with pytest.raises(StateError, match="saved at 4 batches per epoch, but the data gives 2"):
-        trainer.fit(Batches(*striped_digits(32), 16), epochs=2)
+        trainer.fit(Batches(*striped_digits(32), 16, transforms=MNIST), epochs=2)
 
 
 def test_plan_refuses_fixed_and_unallowed_changes_and_explains_allowed_ones():
@@ -109,7 +110,7 @@ def test_allowed_changes_resume_and_say_so(tiny_mnist, tmp_path, capsys):
 def test_guard_names_the_steps_after_a_resume(tmp_path):
     """The non-finite guard's last finite step travels in the state, so a run resumed
     mid-way reports the failing step, not a range from step 1."""
-    data = Batches(*striped_digits(64), 8, seed=1)
+    data = Batches(*striped_digits(64), 8, seed=1, transforms=MNIST)
     boom = optim.SGD(optim.Step(0.01, step_size=10, gamma=1e12))
     guard = crossloop.NonFiniteGuard(check_every=1)
     first = crossloop.Trainer(nn.mlp(), boom, backend="torch", device="cpu", callbacks=[guard])

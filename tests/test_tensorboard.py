@@ -33,12 +33,13 @@ RUN = textwrap.dedent("""
     import crossloop
     from crossloop import nn, optim
     from crossloop.data import Batches
+    from crossloop.data.transforms import MNIST
     from crossloop.callbacks.tensorboard import TensorBoard
 
     def tiny(n):
         rng = np.random.default_rng(n)
         return Batches(rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
-                       rng.integers(0, 10, n), 16)
+                       rng.integers(0, 10, n), 16, transforms=MNIST)
 
     log_dir, backend, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend=backend,

@@ -21,7 +21,7 @@ def test_load_tfds_gives_the_idx_loaders_arrays(name, tmp_path):
     with tfds.testing.mock_data(num_examples=N):
         ds = load_tfds(name, tmp_path)
     assert ds.name == name
-    for images, labels in ((ds.train_images, ds.train_labels), (ds.test_images, ds.test_labels)):
+    for images, labels in ((ds.train_inputs, ds.train_targets), (ds.test_inputs, ds.test_targets)):
         assert images.shape == (N, 28, 28) and images.dtype == np.uint8
         assert labels.shape == (N,) and labels.dtype == np.uint8
         assert labels.max() <= 9

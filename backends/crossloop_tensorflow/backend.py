@@ -79,7 +79,7 @@ class TensorFlowBackend(BaseBackend):
         return model(x, training=training)
 
     def loss(self, spec: losses.Loss, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-        if isinstance(spec, losses.CrossEntropy):
+        if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
             return tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         if isinstance(spec, losses.MSE):

@@ -14,6 +14,8 @@ class Metrics:
         with tf.device(device):
             self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
             self.correct = tf.Variable(0, dtype=tf.int64, trainable=False)
+            # integer targets compared: samples, or tokens of token sequences
+            self.labels = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.count = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.grad_norm_sum = (tf.Variable(0.0, dtype=tf.float64, trainable=False)
                                   if grad_norm else None)
@@ -28,25 +30,28 @@ class Metrics:
     def update(self, loss: tf.Tensor, logits: tf.Tensor, y: tf.Tensor) -> None:
         n = tf.shape(y, out_type=tf.int64)[0]
         self.loss_sum.assign_add(tf.cast(loss, tf.float64) * tf.cast(n, tf.float64))
-        if y.shape.rank == 1:
-            hits = tf.equal(tf.argmax(logits, axis=1, output_type=y.dtype), y)
+        if y.dtype.is_integer:  # class or token ids, on the logits' last axis
+            hits = tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y)
             self.correct.assign_add(tf.reduce_sum(tf.cast(hits, tf.int64)))
+            self.labels.assign_add(tf.size(y, out_type=tf.int64))
         self.count.assign_add(n)
 
     def results(self) -> dict[str, float]:
         grad_norm_sum = None if self.grad_norm_sum is None else float(self.grad_norm_sum.numpy())
         return metrics.results(float(self.loss_sum.numpy()), float(self.correct.numpy()),
-                               int(self.count.numpy()), grad_norm_sum, int(self.steps.numpy()))
+                               int(self.labels.numpy()), int(self.count.numpy()), grad_norm_sum,
+                               int(self.steps.numpy()))
 
     def reset(self) -> None:
-        for variable in (self.loss_sum, self.correct, self.count, self.steps, self.grad_norm_sum):
+        for variable in (self.loss_sum, self.correct, self.labels, self.count, self.steps,
+                         self.grad_norm_sum):
             if variable is not None:
                 variable.assign(tf.zeros_like(variable))
 
     def sums(self) -> dict[str, float]:
         """The raw running sums, exactly (for checkpoints)."""
         sums = {"loss_sum": float(self.loss_sum.numpy()), "correct": int(self.correct.numpy()),
-                "count": int(self.count.numpy())}
+                "labels": int(self.labels.numpy()), "count": int(self.count.numpy())}
         if self.grad_norm_sum is not None:
             sums.update(grad_norm_sum=float(self.grad_norm_sum.numpy()), steps=int(self.steps.numpy()))
         return sums
@@ -55,6 +60,7 @@ class Metrics:
         self.loss_sum.assign(sums["loss_sum"])
         self.correct.assign(int(sums["correct"]))
         self.count.assign(int(sums["count"]))
+        self.labels.assign(int(sums.get("labels", sums["count"])))  # older checkpoints: class labels only
         if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
             self.grad_norm_sum.assign(sums["grad_norm_sum"])
             self.steps.assign(int(sums["steps"]))

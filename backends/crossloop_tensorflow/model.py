@@ -17,8 +17,9 @@ from crossloop import nn
 
 def build(spec: nn.Sequential, dtype: str) -> keras.Sequential:
     """The native model; layer ``"l<index>"`` holds canonical ``"<index>.*"``."""
-    c, h, w = spec.input_shape
-    layers: list = [keras.Input(shape=(h, w, c), dtype=dtype)]
+    shape = spec.input_shape  # images run NHWC inside; other inputs as they come
+    native = (*shape[1:], shape[0]) if len(shape) == 3 else shape
+    layers: list = [keras.Input(shape=native, dtype=dtype)]
     for i, layer in enumerate(spec.layers):
         kw = {"name": f"l{i}", "dtype": dtype}
         if isinstance(layer, nn.Conv2d):

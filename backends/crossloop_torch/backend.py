@@ -77,8 +77,8 @@ class TorchBackend(BaseBackend):
             return self._runnable(model)(x)
 
     def loss(self, spec: losses.Loss, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if isinstance(spec, losses.CrossEntropy):
-            return F.cross_entropy(logits, y)
+        if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         if isinstance(spec, losses.MSE):
             return F.mse_loss(logits, y)
         raise TypeError(f"the torch backend has no loss {spec!r}")

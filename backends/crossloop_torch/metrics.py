@@ -13,6 +13,7 @@ class Metrics:
     def __init__(self, device: torch.device, grad_norm: bool = False):
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.labels = 0  # integer targets compared: samples, or tokens of token sequences
         self.count = 0
         self.grad_norm_sum = torch.zeros((), dtype=torch.float64, device=device) if grad_norm else None
         self.steps = 0
@@ -27,25 +28,27 @@ class Metrics:
         # No autograd here: loss is detached and argmax has no gradient.
         n = y.shape[0]
         self.loss_sum.add_(loss.detach(), alpha=n)  # n * loss in float64, as the TF backend sums
-        if y.ndim == 1:
-            self.correct += (logits.argmax(1) == y).sum()
+        if not y.is_floating_point():  # class or token ids, on the logits' last axis
+            self.correct += (logits.argmax(-1) == y).sum()
+            self.labels += y.numel()
         self.count += n
 
     def results(self) -> dict[str, float]:
         grad_norm_sum = None if self.grad_norm_sum is None else self.grad_norm_sum.item()
-        return metrics.results(self.loss_sum.item(), self.correct.item(), self.count,
+        return metrics.results(self.loss_sum.item(), self.correct.item(), self.labels, self.count,
                                grad_norm_sum, self.steps)
 
     def reset(self) -> None:
         self.loss_sum.zero_()
         self.correct.zero_()
-        self.count = self.steps = 0
+        self.labels = self.count = self.steps = 0
         if self.grad_norm_sum is not None:
             self.grad_norm_sum.zero_()
 
     def sums(self) -> dict[str, float]:
         """The raw running sums, exactly (for checkpoints)."""
-        sums = {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(), "count": self.count}
+        sums = {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(),
+                "labels": self.labels, "count": self.count}
         if self.grad_norm_sum is not None:
             sums.update(grad_norm_sum=self.grad_norm_sum.item(), steps=self.steps)
         return sums
@@ -54,6 +57,7 @@ class Metrics:
         self.loss_sum.fill_(sums["loss_sum"])
         self.correct.fill_(int(sums["correct"]))
         self.count = int(sums["count"])
+        self.labels = int(sums.get("labels", self.count))  # older checkpoints: class labels only
         if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
             self.grad_norm_sum.fill_(sums["grad_norm_sum"])
             self.steps = int(sums["steps"])

@@ -26,13 +26,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import nn, optim
+from . import losses, nn, optim
 from .backend import DEVICES, choose_backend_name
-from .data.sources import MIRRORS
+from .data import DATASETS
+from .data.catalog import TEXT_DATASETS
+from .data.text import TOKENS
+from .data.transforms import AUGMENTATIONS
 from .errors import InputError
+from .resolve import ResolveError, check_name, dataset_key, is_reference
 
 DATA_SOURCES = ("idx", "tfds")
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
+MONITORS = ("test_accuracy", "test_loss", "accuracy", "loss")
+_TEXT = ("dataset", " ".join(TEXT_DATASETS))  # the settings only text data sets take
 GROUPS = ("data", "model", "run", "output")
 
 
@@ -59,16 +65,28 @@ class Experiment:
 
     # -- data
     dataset: str = _option(
-        "data", "mnist", "data set: mnist or fashion-mnist (with --data-source tfds, any TFDS "
-        "name with 28x28 single-channel images)")
+        "data", "mnist", f"data set: {', '.join(DATASETS)}, or your own as "
+        "package.module:function returning a crossloop Dataset or ((x, y), (x, y)) arrays "
+        "(with --data-source tfds, any TFDS name with 28x28 single-channel images)")
     data_source: str = _option(
-        "data", "idx", "where the data comes from: idx (the four IDX files) or tfds "
-        "(tensorflow_datasets)", choices=DATA_SOURCES)
+        "data", "idx", "where the data comes from: idx (crossloop's own readers: IDX, CIFAR-10 "
+        "binary, scikit-learn, text) or tfds (tensorflow_datasets)", choices=DATA_SOURCES)
     data_dir: str | None = _option(
-        "data", None, "idx: folder with the four IDX files (default: $CROSSLOOP_DATA/<dataset>, "
-        "the cache, then download); tfds: TFDS data_dir", parse=str)
+        "data", None, "the data set's folder (default: $CROSSLOOP_DATA/<dataset>, the cache, "
+        "then download); text: a file or folder of .txt files; tfds: TFDS data_dir", parse=str)
+    augment: str = _option(
+        "data", "none", "seeded augmentation of the training images: none, or crop-flip (random "
+        "crop with 4-pixel padding and horizontal flip, the CIFAR recipe)",
+        choices=tuple(AUGMENTATIONS))
+    seq_len: int = _option("data", 128, "tokens per text window", applies=_TEXT)
+    tokens: str = _option("data", "char", "text tokens: char or byte", choices=TOKENS,
+                          applies=_TEXT)
     # -- model and optimizer
-    model: str = _option("model", "lenet5", "model preset", choices=tuple(nn.PRESETS))
+    model: str = _option(
+        "model", "lenet5", f"model: a preset ({', '.join(nn.PRESETS)}; mlp and linear fit the "
+        "data's shape) or your own as package.module:function returning a crossloop.nn spec")
+    loss: str = _option("model", "cross_entropy", "loss: cross_entropy (class or token ids) or "
+                        "mse (float targets; reports test R^2)", choices=tuple(losses.LOSSES))
     optimizer: str = _option("model", "adam", "optimizer (torch.optim formulas on every backend)",
                              choices=tuple(optim.OPTIMIZERS))
     lr: float = _option("model", 2e-3, "peak learning rate")
@@ -115,9 +133,9 @@ class Experiment:
     checkpoint_every: int | None = _option(
         "output", None, "also save checkpoints/last every this many steps (default: every epoch "
         "only)", parse=int)
-    monitor: str = _option(
-        "output", "test_accuracy", "epoch metric that picks checkpoints/best and that early "
-        "stopping watches", choices=("test_accuracy", "test_loss", "accuracy", "loss"))
+    monitor: str | None = _option(
+        "output", None, "epoch metric that picks checkpoints/best and that early stopping "
+        "watches (default: test_accuracy, or test_loss with --loss mse)", parse=str, choices=MONITORS)
     early_stopping: int | None = _option(
         "output", None, "stop after this many epochs without improvement of --monitor "
         "(default: off)", parse=int)
@@ -125,6 +143,7 @@ class Experiment:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f, getattr(self, f.name)))
+        object.__setattr__(self, "dataset", dataset_key(self.dataset))  # one spelling
         self._check()
 
     # -- loading -------------------------------------------------------------
@@ -169,6 +188,11 @@ class Experiment:
             options.update(momentum=self.momentum, nesterov=self.nesterov)
         return optim.optimizer(self.optimizer, schedules[self.schedule](), **options)
 
+    @property
+    def monitored(self) -> str:
+        """The metric ``monitor`` names, its default filled in."""
+        return self.monitor or ("test_loss" if self.loss == "mse" else "test_accuracy")
+
     def resolved_backend(self) -> str:
         """The backend name this experiment runs on (flag, then $CROSSLOOP_BACKEND, then torch)."""
         return choose_backend_name(self.backend)
@@ -188,16 +212,24 @@ class Experiment:
                     raise ConfigError(
                         f"{f.name} applies only with {setting} {' or '.join(values.split())}, "
                         f"not {setting} {getattr(self, setting)!r}; drop it or change {setting}")
-        if self.data_source == "idx" and self.dataset not in MIRRORS:
-            raise ConfigError(f"dataset {self.dataset!r} is not one of {', '.join(MIRRORS)} "
-                              f"(other data sets: --data-source tfds)")
+        try:
+            check_name("model", self.model, nn.PRESETS)
+            if self.data_source == "idx":
+                check_name("dataset", self.dataset, DATASETS)
+        except ResolveError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.data_source == "tfds" and is_reference(self.dataset):
+            raise ConfigError(f"dataset {self.dataset} is a function: drop --data-source tfds")
+        if self.loss == "mse" and self.monitored.endswith("accuracy"):
+            raise ConfigError(f"monitor {self.monitored} means nothing with loss mse (float "
+                              "targets have no accuracy): use --monitor test_loss")
         try:
             self.optimizer_spec(steps_per_epoch=1)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
 
-_POSITIVE = ("lr", "epochs", "batch_size", "gamma", "step_size", "clip_norm", "checkpoint_every",
+_POSITIVE = ("lr", "epochs", "batch_size", "seq_len", "gamma", "step_size", "clip_norm", "checkpoint_every",
              "early_stopping")
 _NON_NEGATIVE = ("momentum", "weight_decay", "warmup_steps", "seed")
 

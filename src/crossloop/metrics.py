@@ -5,22 +5,32 @@ the (compiled) step, so training never waits on the host; ``metric_results``
 reads them once per epoch or logging interval:
 
 - ``loss``: mean of the per-batch loss weighted by batch size,
-- ``accuracy``: fraction of samples whose arg-max logit equals the label
-  (only for class-label targets),
+- ``accuracy``: fraction of integer targets (class ids, or every token of a
+  token sequence) equal to the arg-max of their logits; NaN for float targets,
 - ``count``: samples seen since the last reset,
 - ``grad_norm`` (only when asked for, ``backend.metrics(grad_norm=True)``): the
   mean global gradient norm per step, before clipping.
+
+``r2`` turns a mean squared error into the coefficient of determination on the host.
 """
 
 from __future__ import annotations
 
 
-def results(loss_sum: float, correct: float, count: int, grad_norm_sum: float | None = None,
-            steps: int = 0) -> dict[str, float]:
-    """Turn the running sums into the reported metrics (NaN before any sample)."""
+def results(loss_sum: float, correct: float, labels: int, count: int,
+            grad_norm_sum: float | None = None, steps: int = 0) -> dict[str, float]:
+    """Turn the running sums into the reported metrics (NaN before any sample).
+
+    ``labels`` is how many integer targets ``correct`` was counted over.
+    """
     nan = float("nan")
-    out = ({"loss": nan, "accuracy": nan, "count": 0} if count == 0 else
-           {"loss": loss_sum / count, "accuracy": correct / count, "count": int(count)})
+    out = {"loss": loss_sum / count if count else nan,
+           "accuracy": correct / labels if labels else nan, "count": int(count)}
     if grad_norm_sum is not None:
         out["grad_norm"] = grad_norm_sum / steps if steps else nan
     return out
+
+
+def r2(mse: float, target_variance: float) -> float:
+    """R^2 = 1 - MSE / Var(targets): 1 is perfect, 0 is predicting the mean."""
+    return 1 - mse / target_variance if target_variance > 0 else float("nan")

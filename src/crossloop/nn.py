@@ -202,12 +202,20 @@ def init_params(spec: Sequential, seed: int = 0, *, init: str = "torch",
     return params
 
 
-# -- presets for 28x28 single-channel images (MNIST, Fashion-MNIST) ------------
+# -- presets: mlp and linear fit any input shape; conv1 and lenet5 take 28x28 grey images --
 
-def mlp(hidden: int = 128, num_classes: int = 10) -> Sequential:
-    """Flatten + Dense(hidden) + ReLU + Dense(num_classes): the quick-start MLP."""
-    return Sequential((Flatten(), Linear(784, hidden), ReLU(), Linear(hidden, num_classes)),
-                      name="mlp")
+def mlp(hidden: int = 128, num_classes: int = 10, input_shape: Shape = (1, 28, 28)) -> Sequential:
+    """Flatten + Dense(hidden) + ReLU + Dense(num_classes): the quick-start MLP, for
+    inputs of any ``input_shape`` (MNIST's by default)."""
+    features = int(np.prod(input_shape))
+    return Sequential((Flatten(), Linear(features, hidden), ReLU(), Linear(hidden, num_classes)),
+                      input_shape=input_shape, name="mlp")
+
+
+def linear(num_classes: int = 10, input_shape: Shape = (1, 28, 28)) -> Sequential:
+    """Flatten + Dense(num_classes): linear (or logistic) regression on any inputs."""
+    return Sequential((Flatten(), Linear(int(np.prod(input_shape)), num_classes)),
+                      input_shape=input_shape, name="linear")
 
 
 def conv1(filters: int = 32, num_classes: int = 10) -> Sequential:
@@ -226,11 +234,11 @@ def lenet5(num_classes: int = 10) -> Sequential:
     ), name="lenet5")
 
 
-PRESETS = {"mlp": mlp, "conv1": conv1, "lenet5": lenet5}
+PRESETS = {"mlp": mlp, "linear": linear, "conv1": conv1, "lenet5": lenet5}
 
 
 def preset(name: str) -> Sequential:
-    """A preset model spec by name (mlp, conv1, lenet5)."""
+    """A preset model spec by name (mlp, linear, conv1, lenet5), with its defaults."""
     try:
         return PRESETS[name]()
     except KeyError:
@@ -249,3 +257,22 @@ def check_params(expected: dict[str, Shape], params: dict[str, np.ndarray], *,
     extra = sorted(set(params) - set(expected))
     if extra:
         raise ValueError(f"{what}: unexpected tensor {extra[0]!r} (the model has {', '.join(expected)})")
+
+
+def check_inputs(spec: Sequential, shape: Shape, dtype: np.dtype, run_dtype: str) -> None:
+    """Raise ValueError naming the mismatch unless samples of ``shape`` and ``dtype`` fit
+    ``spec`` run in ``run_dtype``: the model's input shape; floats of the run's dtype,
+    or integers (token ids) only for a model whose first layer does not compute on them."""
+    if tuple(shape) != spec.input_shape:
+        raise ValueError(f"model {spec.name} takes inputs of shape {spec.input_shape}, the data "
+                         f"gives {tuple(shape)}: use a model for this data")
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype != np.dtype(run_dtype):
+        raise ValueError(f"the batches are {dtype}, the run is {run_dtype}: make them with "
+                         f"dtype={run_dtype!r}")
+    first = next((layer for layer in spec.layers if not isinstance(layer, (Flatten, Dropout))),
+                 None)
+    if dtype.kind in "iu" and isinstance(first, (Conv2d, Linear, MaxPool2d, AvgPool2d)):
+        raise ValueError(f"the inputs are integers ({dtype}), but model {spec.name} starts with "
+                         f"{type(first).__name__}, which needs floats: normalise them (for "
+                         "MNIST-like images transforms=crossloop.data.transforms.MNIST)")

@@ -3,7 +3,7 @@ standard callbacks, and the files a run leaves in its output folder.
 
     config.json    the settings, backend resolved and output folder left out:
                    ``--config`` it to run the same experiment again, into a new folder
-    history.json   one entry per epoch (train/test loss and accuracy, lr, speed)
+    history.json   one entry per epoch (train/test loss and accuracy or R^2, lr, speed)
     tensorboard/   event files (``tensorboard --logdir runs``)
     curves.png     loss and accuracy per epoch
     checkpoints/   last.safetensors (every epoch, every ``checkpoint_every`` steps,
@@ -24,8 +24,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from . import checkpoint, nn
+from . import checkpoint, nn, resolve
 from .backend import Backend, get_backend
 from .callbacks import (
     Callback,
@@ -38,8 +39,10 @@ from .callbacks import (
     progress_callback,
 )
 from .callbacks.monitor import mode_for
-from .data import Batches, Dataset, load_dataset, load_tfds
-from .experiment import Experiment
+from .data import Batches, Dataset, load_tfds
+from .data.catalog import TEXT_DATASETS
+from .data.transforms import AUGMENTATIONS
+from .experiment import ConfigError, Experiment
 from .files import write_json
 from .resume import ResumePlan, plan_resume
 from .run_folder import CHECKPOINT, RunFolder
@@ -49,13 +52,35 @@ from .trainer import Trainer
 TEST_BATCH_SIZE = 1000  # evaluation batch: larger is faster and does not change the result
 
 
-def load_data(exp: Experiment) -> tuple[Batches, Batches]:
-    """The experiment's train and test batches, from the one seeded NumPy pipeline."""
-    dataset: Dataset = (load_tfds(exp.dataset, exp.data_dir) if exp.data_source == "tfds"
-                        else load_dataset(exp.dataset, exp.data_dir))
-    train = Batches.from_dataset(dataset, "train", exp.batch_size, seed=exp.seed, dtype=exp.dtype)
+class Data(NamedTuple):
+    """An experiment's data set and its train and test batches."""
+    train: Batches
+    test: Batches
+    dataset: Dataset
+
+
+def load_data(exp: Experiment) -> Data:
+    """The experiment's data set, and its train and test batches from the one seeded
+    NumPy pipeline (the training batches augmented as ``exp.augment`` says)."""
+    if exp.data_source == "tfds":
+        dataset = load_tfds(exp.dataset, exp.data_dir)
+    else:
+        options = ({"seq_len": exp.seq_len, "tokens": exp.tokens}
+                   if exp.dataset in TEXT_DATASETS else {})
+        dataset = resolve.load_data_set(exp.dataset, exp.data_dir, **options)
+    train = Batches.from_dataset(dataset, "train", exp.batch_size, seed=exp.seed, dtype=exp.dtype,
+                                 augment=AUGMENTATIONS[exp.augment])
     test = Batches.from_dataset(dataset, "test", TEST_BATCH_SIZE, dtype=exp.dtype)
-    return train, test
+    return Data(train, test, dataset)
+
+
+def model_spec(exp: Experiment, data: Data | None = None) -> nn.Sequential:
+    """The experiment's model, fitted to ``data``'s input shape and outputs where the
+    model takes them (mlp and linear do); with no data, the model's defaults."""
+    if data is None:
+        return resolve.model_spec(exp.model)
+    return resolve.model_spec(exp.model, input_shape=data.train.input_shape,
+                              num_classes=data.dataset.num_outputs)
 
 
 def output_dir(exp: Experiment) -> Path:
@@ -74,14 +99,14 @@ def output_dir(exp: Experiment) -> Path:
 def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int) -> list[Callback]:
     """The run's callbacks, in the order they see each event: the non-finite guard,
     progress, early stopping, checkpoints, history.json, TensorBoard, the end-of-run plot."""
-    mode = mode_for(exp.monitor)
+    mode = mode_for(exp.monitored)
     callbacks = [NonFiniteGuard(),
                  progress_callback(quiet=exp.quiet, total=steps_per_epoch, epochs=exp.epochs)]
     if exp.early_stopping:
-        callbacks.append(EarlyStopping(exp.monitor, patience=exp.early_stopping, mode=mode))
+        callbacks.append(EarlyStopping(exp.monitored, patience=exp.early_stopping, mode=mode))
     if _have("safetensors", "checkpoint"):
         callbacks.append(CheckpointCallback(out_dir / "checkpoints", every_steps=exp.checkpoint_every,
-                                            monitor=exp.monitor, mode=mode))
+                                            monitor=exp.monitored, mode=mode))
     callbacks.append(HistoryFile(out_dir / "history.json"))
     if exp.tensorboard and _have("tensorboard", "tensorboard"):
         callbacks.append(TensorBoard(out_dir / "tensorboard"))
@@ -90,20 +115,20 @@ def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int) -> lis
     return callbacks
 
 
-def build_trainer(exp: Experiment, steps_per_epoch: int, callbacks: Iterable[Callback] = (), *,
-                  backend: Backend | None = None) -> Trainer:
-    """The Trainer for ``exp``: its model preset and optimizer on its backend and device
+def build_trainer(exp: Experiment, spec: nn.Sequential, steps_per_epoch: int,
+                  callbacks: Iterable[Callback] = (), *, backend: Backend | None = None) -> Trainer:
+    """The Trainer for ``exp``: ``spec``, its optimizer and loss on its backend and device
     (or on ``backend``, already loaded), carrying ``exp``'s settings in its state."""
-    trainer = Trainer(nn.preset(exp.model), exp.optimizer_spec(steps_per_epoch),
-                      backend=backend or exp.backend, device=exp.device, dtype=exp.dtype,
-                      seed=exp.seed, callbacks=callbacks, track_grad_norm=exp.tensorboard)
+    trainer = Trainer(spec, exp.optimizer_spec(steps_per_epoch), backend=backend or exp.backend,
+                      device=exp.device, loss=exp.loss, dtype=exp.dtype, seed=exp.seed,
+                      callbacks=callbacks, track_grad_norm=exp.tensorboard)
     trainer.settings = replace(exp, name=None, out_dir=None).to_dict()
     return trainer
 
 
 def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | None = None,
-                   overwrite: bool = False, allow_change: Iterable[str] = ()
-                   ) -> tuple[Trainer, Path]:
+                   overwrite: bool = False, allow_change: Iterable[str] = (),
+                   data: tuple[Any, Any] | None = None) -> tuple[Trainer, Path]:
     """Train ``exp`` end to end, printing what runs at the start and the result at the end;
     returns the trainer and the output folder.
 
@@ -116,36 +141,54 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
     ``allow_change`` (:func:`~crossloop.resume.plan_resume`). Writes config.json
     before training (backend resolved; name and out_dir left out, so rerunning it
     never overwrites this run) and history.json after every epoch.
+
+    ``data`` replaces the experiment's data set with your own ``(train, test)``:
+    crossloop Batches or native pipelines (a DataLoader, a tf.data.Dataset); the
+    model then gets its defaults, as native pipelines do not say what their
+    samples look like.
     """
     backend = get_backend(exp.backend, device=exp.device)  # a bad backend fails before the data
     folder = RunFolder(output_dir(exp))
-    state = None
+    state = source = None
     if resume_from is not None:
         source = RunFolder(resume_from)
         state = checkpoint.load(checkpoint_path(source))  # checked before anything is written
+    if data is None:
+        loaded = load_data(exp)
+        train, test, spec = loaded.train, loaded.test, model_spec(exp, loaded)
+    else:
+        (train, test), spec = data, model_spec(exp)
+    try:
+        steps = len(train)
+    except TypeError:
+        raise ConfigError(f"the training data ({type(train).__name__}) does not say how many "
+                          "batches an epoch has, which the schedule needs") from None
     exp = replace(exp, backend=backend.name)
-    train, test = load_data(exp)
     with folder.hold():
         folder.remove_temporaries()
-        if state is None:
+        if source is None:
             folder.claim(overwrite=overwrite)
         elif source.path.resolve() != folder.path.resolve():
             folder.branch_from(source, overwrite=overwrite)
-        plan = (plan_resume(state.get("settings") or {}, exp, state, len(train), allow_change)
+        plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
                 if state is not None and state.get("settings") else ResumePlan())
-        trainer = build_trainer(exp, len(train), build_callbacks(exp, folder.path, len(train)),
+        trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder.path, steps),
                                 backend=backend)
+        try:
+            trainer.check_data(train)
+        except ValueError as exc:
+            raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
+                              f"{exp.loss}): {exc}") from None
         if state is not None:
             _resume(trainer, state, plan, folder.path, source.path)
         write_json(folder.path / "config.json", trainer.settings)
-        print(f"{describe(exp)}\n{trainer.backend}: {train.num_samples} training samples, "
-              f"{len(train)} steps/epoch; writing to {folder.path}", flush=True)
+        print(f"{describe(exp)}\n{trainer.backend}: {steps} steps/epoch; writing to "
+              f"{folder.path}", flush=True)
         history = trainer.fit(train, test, epochs=exp.epochs)
     if history:
         n, seconds = len(history), sum(h["seconds"] for h in history)
-        print(f"final test accuracy {history[-1]['test_accuracy']:.4f} after {n} "
-              f"epoch{'s' * (n != 1)} ({seconds:.1f}s training); results in {folder.path}",
-              flush=True)
+        print(f"final {_result(history[-1])} after {n} epoch{'s' * (n != 1)} ({seconds:.1f}s "
+              f"training); results in {folder.path}", flush=True)
     return trainer, folder.path
 
 
@@ -163,6 +206,13 @@ def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, sourc
           f"{trainer.batch}), saved on {state['backend']}", flush=True)
     for note in plan.notes:
         print(f"  changed: {note}", flush=True)
+
+
+def _result(logs: dict[str, float]) -> str:
+    """The headline test result of an epoch: R^2 and loss for regression, else accuracy."""
+    if "test_r2" in logs:
+        return f"test R^2 {logs['test_r2']:.4f} (test loss {logs['test_loss']:.4f})"
+    return f"test accuracy {logs.get('test_accuracy', float('nan')):.4f}"
 
 
 def checkpoint_path(folder: RunFolder) -> Path:

@@ -1,5 +1,6 @@
-"""The schema of a trainer state (:meth:`crossloop.Trainer.state_dict`), checked
-before anything of it is used.
+"""A trainer's state: the Trainer's ``state_dict``/``load_state_dict``
+(:class:`TrainerState`), and the schema every state is checked against before
+anything of it is used.
 
 A state may come from a file someone edited, truncated or forged, so every
 field is checked for its type and range, the fields against each other
@@ -16,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from . import nn
 from .errors import InputError
 from .nn import DTYPES
 
 SECTIONS = ("model", "optimizer")      # canonical tensors: name -> array
-METRIC_SUMS = ("loss_sum", "correct", "count", "grad_norm_sum", "steps")
+# the running metric sums: the first three always, labels (integer targets counted)
+# since token targets, grad_norm_sum with steps when the gradient norm is tracked
+METRIC_SUMS = ("loss_sum", "correct", "count", "labels", "grad_norm_sum", "steps")
 
 
 class StateError(InputError, ValueError):
@@ -54,6 +58,27 @@ def check_state(state: Mapping[str, Any]) -> None:
         _check_tensors(section, _field(state, section, Mapping), dtype)
     if not state["model"]:
         raise StateError("model holds no tensors")
+
+
+def check_optimizer(state: Mapping[str, Any], kind: str, slots: Mapping[str, Any]) -> None:
+    """Refuse a state whose optimizer is not of type ``kind`` with these ``slots``."""
+    saved = state["optimizer_spec"]["type"]
+    if saved != kind or set(state["optimizer"]) != set(slots):
+        raise StateError(f"the state's optimizer is {saved} with {len(state['optimizer'])} state "
+                         f"tensors, this trainer's is {kind} with {len(slots)}: load with "
+                         "reset_optimizer=True to start the optimizer afresh")
+
+
+def check_position(saved_batches: int | None, step: int, batch: int, batches: int) -> None:
+    """Refuse data of ``batches`` per epoch for a position (``step``, ``batch``) saved
+    at ``saved_batches`` per epoch: the resumed batch order would not be the same."""
+    if saved_batches not in (None, batches) and (step or batch):
+        raise StateError(f"this run was saved at {saved_batches} batches per epoch, but the "
+                         f"data gives {batches}: resume with the data and batch size it was "
+                         "trained with")
+    if batch > batches:
+        raise StateError(f"the resumed position, batch {batch}, is past the end of an epoch "
+                         f"of {batches} batches")
 
 
 def check_number(where: str, value: Any, *, whole: bool = False, low: float = 0,
@@ -108,7 +133,7 @@ def _check_metrics(state: Mapping[str, Any]) -> None:
             raise StateError(f"metrics has an unknown sum {key!r} (known: {', '.join(METRIC_SUMS)})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise StateError(f"metrics {key} must be a finite number, got {_short(value)}")
-    for key in ("count", "correct", "steps"):
+    for key in ("count", "correct", "labels", "steps"):
         if key in metrics and (metrics[key] < 0 or metrics[key] != int(metrics[key])):
             raise StateError(f"metrics {key} must be a whole number >= 0, got {metrics[key]}")
     counted = metrics.get("count", 0)
@@ -154,3 +179,87 @@ def _check_tensors(section: str, tensors: Mapping[str, Any], dtype: str) -> None
 def _short(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+class TrainerState:
+    """What a :class:`~crossloop.trainer.Trainer` is at any moment, as a state dict, and
+    how one is loaded back: the trainer's ``state_dict`` and ``load_state_dict``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly, on any backend.
+
+        ``model`` and ``optimizer`` hold NumPy arrays in canonical layout;
+        everything else is JSON-able: position (``step``, ``epoch``, ``batch``),
+        ``history``, the running training ``metrics`` sums, what the run is
+        (``spec``, ``optimizer_spec``, ``dtype``, ``seed``, ``backend``) and each
+        callback's own state under its class name.
+        """
+        b = self.backend
+        state = {
+            "backend": b.name, "dtype": self.dtype, "seed": self.seed,
+            "step": self.step, "epoch": self.epoch, "batch": self.batch,
+            "spec": self.spec.describe(), "optimizer_spec": self.optimizer_spec.describe(),
+            "history": [dict(h) for h in self.history],
+            "metrics": b.metric_sums(self.train_metrics),
+            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
+                          if hasattr(c, "state_dict")},
+            "settings": self.settings,
+            "model": b.get_params(self.model),
+            "optimizer": b.get_optimizer_state(self.optimizer, self.model),
+        }
+        if self._batches_per_epoch is not None:
+            state["data"] = {"batches_per_epoch": self._batches_per_epoch}
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], *, reset_optimizer: bool = False) -> None:
+        """Put this trainer exactly where ``state`` (from :meth:`state_dict`, on any
+        backend) left off.
+
+        The state is checked first (:func:`crossloop.state.check_state`), then against
+        this trainer: the same model spec and shapes, and the same optimizer (type and
+        slots) unless ``reset_optimizer=True``, which keeps the fresh optimizer this
+        trainer was built with. Tensors are cast to this run's dtype. The data ``fit``
+        trains on must have as many batches per epoch as when the state was saved.
+        Raises :class:`crossloop.state.StateError` naming what does not fit.
+        """
+        check_state(state)
+        try:
+            nn.check_params(self.spec.param_shapes(), dict(state["model"]))
+        except ValueError as exc:
+            raise StateError(str(exc)) from None
+        if state["spec"] != self.spec.describe():
+            raise StateError(f"the state was saved from a different {state['spec'].get('name')!r} "
+                             f"model spec than this run's {self.spec.name!r}: "
+                             f"{state['spec'].get('layers')} vs {self.spec.describe()['layers']}")
+        b = self.backend
+        if not reset_optimizer:
+            check_optimizer(state, type(self.optimizer_spec).__name__,
+                            b.get_optimizer_state(self.optimizer, self.model))
+        self.model = b.set_params(self.model, _cast(state["model"], self.dtype))
+        if not reset_optimizer:
+            self.optimizer = b.set_optimizer_state(self.optimizer, self.model,
+                                                   _cast(state["optimizer"], self.dtype),
+                                                   state["step"])
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.history = [dict(h) for h in state["history"]]
+        self.settings = dict(state.get("settings") or {})
+        self._batches_per_epoch = (state.get("data") or {}).get("batches_per_epoch")
+        self.train_metrics = b.set_metric_sums(self.train_metrics, state["metrics"])
+        for callback in self.callbacks:
+            saved = state["callbacks"].get(type(callback).__name__)
+            if saved is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(saved)
+
+    def _check_position(self, train: Any) -> None:
+        """Remember how many batches an epoch of ``train`` has, after checking that a
+        resumed position fits it."""
+        try:
+            batches = len(train)
+        except TypeError:  # a tf.data pipeline may not know
+            return
+        check_position(self._batches_per_epoch, self.step, self.batch, batches)
+        self._batches_per_epoch = batches
+
+
+def _cast(tensors: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:
+    return {name: np.asarray(value).astype(dtype, copy=False) for name, value in tensors.items()}

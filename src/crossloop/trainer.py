@@ -13,25 +13,32 @@ SIGINT (Ctrl-C) and SIGTERM during ``fit`` finish the current step, fire
 layout; :mod:`crossloop.checkpoint` only serializes it.
 
 The hot path is one ``backend.train_step`` per batch; metrics stay on the
-device and are read once per epoch.
+device and are read once per epoch. Batches are made, and moved to the
+device, ``prefetch`` batches ahead in a background thread.
+
+``fit`` and ``evaluate`` take crossloop :class:`~crossloop.data.Batches` (the
+same batches on every backend) or a framework's own pipeline -- a torch
+``DataLoader`` or ``Dataset``, a ``tf.data.Dataset`` -- converted batch by
+batch at the boundary (:mod:`crossloop.data.native`; no parity promise there).
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
+from contextlib import closing
 from typing import Any
 
 import numpy as np
 
-from . import losses, nn
+from . import losses, metrics, nn
 from . import optim as optim_lib
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
-from .state import StateError, check_state
+from .data.native import BatchSource, as_batch_source
+from .data.prefetch import prefetch
+from .signals import stop_on_signals
+from .state import TrainerState
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,7 +49,7 @@ class Interrupted(KeyboardInterrupt):
         self.signal_name, self.step = signal_name, step
 
 
-class Trainer:
+class Trainer(TrainerState):
     """One training run: the model spec built on a backend, its optimizer and position.
 
     ``backend`` is a name (``"torch"``, ``"tensorflow"``; default from
@@ -51,6 +58,7 @@ class Trainer:
     are given, so every backend starts from the same weights.
     ``track_grad_norm=True`` adds the mean global gradient norm (before
     clipping) to each epoch's logs as ``grad_norm``, at the cost of one norm per step.
+    ``prefetch`` is how many batches are made ahead in a background thread (0: none).
     """
 
     def __init__(self, spec: nn.Sequential, optimizer: optim_lib.Optimizer, *,
@@ -59,10 +67,10 @@ class Trainer:
                  seed: int = 0, init: str = "torch",
                  params: Mapping[str, np.ndarray] | None = None,
                  callbacks: Iterable[Callback] = (), track_grad_norm: bool = False,
-                 **backend_options: Any):
+                 prefetch: int = 2, **backend_options: Any):
         self.backend = (backend if backend is not None and not isinstance(backend, str)
                         else get_backend(backend, device=device, **backend_options))
-        self.spec, self.dtype, self.seed = spec, dtype, seed
+        self.spec, self.dtype, self.seed, self.prefetch = spec, dtype, seed, prefetch
         self.optimizer_spec = optimizer
         self.loss = losses.get(loss)
         self.backend.seed(seed)
@@ -87,15 +95,23 @@ class Trainer:
         self._batches_per_epoch: int | None = None   # of the data being (or last) trained on
 
     # -- training -------------------------------------------------------------
-    def fit(self, train, test=None, *, epochs: int = 1) -> list[dict[str, float]]:
+    def fit(self, train: Any, test: Any = None, *, epochs: int = 1,
+            batch_size: int | None = None) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done (counting any already done);
-        evaluate on ``test`` after each. Returns the per-epoch history."""
+        evaluate on ``test`` after each. Returns the per-epoch history.
+
+        ``train`` and ``test`` are crossloop Batches or native pipelines (see the
+        module doc); ``batch_size`` batches a map-style dataset (a torch
+        ``Dataset``) in crossloop's seeded order.
+        """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}")
-        self._check_data(train)
+        train = self._source(train, batch_size, shuffle=True)
+        test = None if test is None else self._source(test, batch_size, shuffle=False)
+        self._check_position(train)
         self.stop_reason, self.interrupted, self._error = None, None, None
         self._emit("on_fit_start")
-        with self._stop_on_signals():
+        with stop_on_signals(self._on_signal):
             while self.epoch < epochs and not self.stopping:
                 logs = self.train_epoch(train)
                 if logs is None:  # stopped mid-epoch
@@ -128,18 +144,27 @@ class Trainer:
         """Whether training stops after the current step."""
         return self.stop_reason is not None
 
-    def train_epoch(self, train) -> dict[str, float] | None:
+    def train_epoch(self, train: Any) -> dict[str, float] | None:
         """One pass over ``train`` (from the current batch when resuming). Returns
         the epoch's logs, or None if training stopped before the epoch ended (the
         running metrics are then kept, so a resumed epoch reports exactly)."""
+        train = self._source(train, None, shuffle=True)
         self._emit("on_epoch_start")
-        started, samples = time.perf_counter(), 0   # this pass only, when resuming mid-epoch
-        for x, y in train.epoch(self.epoch, start=self.batch):
-            self.train_batch(x, y)
-            samples += len(y)
-            if self.stopping:
-                break
-        if self.batch < len(train):
+        started, samples, start = time.perf_counter(), 0, self.batch  # this pass only
+        ran_out = False
+        with closing(self._on_device(train.epoch(self.epoch, start=start))) as batches:
+            for x, y in batches:
+                self._step(x, y)
+                samples += len(y)
+                if self.stopping:
+                    break
+            else:
+                ran_out = True
+        if ran_out and start == 0 and self.batch == 0:
+            raise ValueError(f"the training data gave no batch in epoch {self.epoch + 1}; a "
+                             "one-shot iterator (a generator) is used up after one epoch: "
+                             "give something iterable again, like a DataLoader")
+        if not (ran_out or self.batch == _length(train)):
             return None
         seconds = time.perf_counter() - started
         results = self.backend.metric_results(self.train_metrics)
@@ -154,145 +179,76 @@ class Trainer:
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
         """One optimizer step on a NumPy batch, at the scheduled learning rate."""
+        self._step(self.backend.to_device(x), self.backend.to_device(y))
+
+    def _step(self, x: Any, y: Any) -> None:
+        """One optimizer step on a batch already on the device."""
         lr = self.optimizer_spec.lr(self.step)
         if lr != self.lr:
             self.optimizer = self.backend.set_learning_rate(self.optimizer, lr)
             self.lr = lr
-        b = self.backend
-        self.model, self.optimizer, self.train_metrics = b.train_step(
-            self.model, self.optimizer, self.loss, self.train_metrics, b.to_device(x), b.to_device(y))
+        self.model, self.optimizer, self.train_metrics = self.backend.train_step(
+            self.model, self.optimizer, self.loss, self.train_metrics, x, y)
         self.step += 1
         self.batch += 1
         self._emit("on_batch_end")
 
     # -- evaluation -----------------------------------------------------------
-    def evaluate(self, data) -> dict[str, float]:
-        """Loss and accuracy over one pass of ``data``, without training."""
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Loss and accuracy over one pass of ``data``, without training; with the MSE
+        loss on crossloop Batches also ``r2``, the coefficient of determination."""
+        data = self._source(data, None, shuffle=False)
         b = self.backend
         b.reset_metrics(self.eval_metrics)
-        for x, y in data.epoch(0):
-            self.eval_metrics = b.eval_step(self.model, self.loss, self.eval_metrics,
-                                            b.to_device(x), b.to_device(y))
+        with closing(self._on_device(data.epoch(0))) as batches:
+            for x, y in batches:
+                self.eval_metrics = b.eval_step(self.model, self.loss, self.eval_metrics, x, y)
         results = b.metric_results(self.eval_metrics)
-        return {"loss": results["loss"], "accuracy": results["accuracy"]}
+        out = {"loss": results["loss"], "accuracy": results["accuracy"]}
+        if isinstance(self.loss, losses.MSE) and hasattr(data, "target_variance"):
+            out["r2"] = metrics.r2(results["loss"], data.target_variance())
+        return out
+
+    def _source(self, data: Any, batch_size: int | None, shuffle: bool) -> BatchSource:
+        """``data`` as batches of this run's dtype, checked against the model."""
+        source = as_batch_source(data, dtype=self.dtype, batch_size=batch_size, seed=self.seed,
+                                 shuffle=shuffle)
+        self.check_data(source)
+        return source
+
+    def check_data(self, data: Any) -> None:
+        """Raise ValueError naming the mismatch unless ``data`` fits this run's model and
+        loss, where it says what its samples look like (crossloop Batches do)."""
+        if hasattr(data, "input_shape"):
+            nn.check_inputs(self.spec, data.input_shape, data.input_dtype, self.dtype)
+        if hasattr(data, "target_shape"):
+            losses.check_targets(self.loss, self.spec.shapes()[-1], data.target_shape,
+                                 data.target_dtype)
+
+    def _on_device(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]):
+        """The batches moved to the device, made ``prefetch`` ahead in a thread."""
+        to_device = self.backend.to_device
+        return prefetch(((to_device(x), to_device(y)) for x, y in batches), self.prefetch)
 
     def params(self) -> dict[str, np.ndarray]:
         """The current parameters in canonical layout."""
         return self.backend.get_params(self.model)
 
-    # -- state ----------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly, on any backend.
-
-        ``model`` and ``optimizer`` hold NumPy arrays in canonical layout;
-        everything else is JSON-able: position (``step``, ``epoch``, ``batch``),
-        ``history``, the running training ``metrics`` sums, what the run is
-        (``spec``, ``optimizer_spec``, ``dtype``, ``seed``, ``backend``) and each
-        callback's own state under its class name.
-        """
-        b = self.backend
-        state = {
-            "backend": b.name, "dtype": self.dtype, "seed": self.seed,
-            "step": self.step, "epoch": self.epoch, "batch": self.batch,
-            "spec": self.spec.describe(), "optimizer_spec": self.optimizer_spec.describe(),
-            "history": [dict(h) for h in self.history],
-            "metrics": b.metric_sums(self.train_metrics),
-            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
-                          if hasattr(c, "state_dict")},
-            "settings": self.settings,
-            "model": b.get_params(self.model),
-            "optimizer": b.get_optimizer_state(self.optimizer, self.model),
-        }
-        if self._batches_per_epoch is not None:
-            state["data"] = {"batches_per_epoch": self._batches_per_epoch}
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any], *, reset_optimizer: bool = False) -> None:
-        """Put this trainer exactly where ``state`` (from :meth:`state_dict`, on any
-        backend) left off.
-
-        The state is checked first (:func:`crossloop.state.check_state`), then against
-        this trainer: the same model spec and shapes, and the same optimizer (type and
-        slots) unless ``reset_optimizer=True``, which keeps the fresh optimizer this
-        trainer was built with. Tensors are cast to this run's dtype. The data ``fit``
-        trains on must have as many batches per epoch as when the state was saved.
-        Raises :class:`crossloop.state.StateError` naming what does not fit.
-        """
-        check_state(state)
-        try:
-            nn.check_params(self.spec.param_shapes(), dict(state["model"]))
-        except ValueError as exc:
-            raise StateError(str(exc)) from None
-        if state["spec"] != self.spec.describe():
-            raise StateError(f"the state was saved from a different {state['spec'].get('name')!r} "
-                             f"model spec than this run's {self.spec.name!r}: "
-                             f"{state['spec'].get('layers')} vs {self.spec.describe()['layers']}")
-        b = self.backend
-        if not reset_optimizer:
-            self._check_optimizer(state)
-        self.model = b.set_params(self.model, _cast(state["model"], self.dtype))
-        if not reset_optimizer:
-            self.optimizer = b.set_optimizer_state(self.optimizer, self.model,
-                                                   _cast(state["optimizer"], self.dtype),
-                                                   state["step"])
-        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
-        self.history = [dict(h) for h in state["history"]]
-        self.settings = dict(state.get("settings") or {})
-        self._batches_per_epoch = (state.get("data") or {}).get("batches_per_epoch")
-        self.train_metrics = b.set_metric_sums(self.train_metrics, state["metrics"])
-        for callback in self.callbacks:
-            saved = state["callbacks"].get(type(callback).__name__)
-            if saved is not None and hasattr(callback, "load_state_dict"):
-                callback.load_state_dict(saved)
-
-    def _check_optimizer(self, state: Mapping[str, Any]) -> None:
-        saved, ours = state["optimizer_spec"]["type"], type(self.optimizer_spec).__name__
-        expected = set(self.backend.get_optimizer_state(self.optimizer, self.model))
-        if saved != ours or set(state["optimizer"]) != expected:
-            raise StateError(f"the state's optimizer is {saved} with {len(state['optimizer'])} "
-                             f"state tensors, this trainer's is {ours} with {len(expected)}: "
-                             "load with reset_optimizer=True to start the optimizer afresh")
-
-    def _check_data(self, train: Any) -> None:
-        """Remember how many batches an epoch of ``train`` has; refuse data that does
-        not fit a resumed position."""
-        if not hasattr(train, "__len__"):
-            return
-        batches = len(train)
-        if self._batches_per_epoch not in (None, batches) and (self.step or self.batch):
-            raise StateError(f"this run was saved at {self._batches_per_epoch} batches per "
-                             f"epoch, but the data gives {batches}: resume with the data and "
-                             "batch size it was trained with")
-        if self.batch > batches:
-            raise StateError(f"the resumed position, batch {self.batch}, is past the end of "
-                             f"an epoch of {batches} batches")
-        self._batches_per_epoch = batches
-
-    @contextmanager
-    def _stop_on_signals(self):
-        """Turn SIGINT/SIGTERM into a stop after the current step (main thread only)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def stop(signum, frame):
-            self.interrupted = signal.Signals(signum).name
-            self.stop(f"stopped by {self.interrupted}")
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _on_signal(self, name: str) -> None:
+        self.interrupted = name
+        self.stop(f"stopped by {name}")
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
 
 
-def _cast(tensors: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:
-    return {name: np.asarray(value).astype(dtype, copy=False) for name, value in tensors.items()}
+def _length(source: Any) -> int | None:
+    """Batches per epoch, or None when the source does not know (a tf.data pipeline may not)."""
+    try:
+        return len(source)
+    except TypeError:
+        return None
 
 
 def fit(spec: nn.Sequential, optimizer: optim_lib.Optimizer, train, test=None, *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import IO, Any
 
@@ -11,9 +12,9 @@ from .base import Callback
 def format_epoch(logs: dict[str, float]) -> str:
     """One line for an epoch's logs: what every crossloop progress display prints."""
     parts = [f"epoch {logs['epoch']}"]
-    for key in ("loss", "accuracy", "test_loss", "test_accuracy"):
-        if key in logs:
-            parts.append(f"{key} {logs[key]:.4f}")
+    for key in ("loss", "accuracy", "test_loss", "test_accuracy", "test_r2"):
+        if key in logs and not (key.endswith("accuracy") and math.isnan(logs[key])):
+            parts.append(f"{key} {logs[key]:.4f}")  # (float targets have no accuracy)
     parts.append(f"{logs['samples_per_second']:.0f} samples/s")
     parts.append(f"{logs['seconds']:.1f}s")
     return " | ".join(parts)

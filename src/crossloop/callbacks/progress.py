@@ -12,6 +12,7 @@ on the device, and the bar reads them (one host sync) at most once every
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from importlib.util import find_spec
@@ -91,8 +92,10 @@ class ProgressBar(Callback):
         self._show(logs["loss"], logs["accuracy"], logs["samples_per_second"])
         self._close()
         if "test_loss" in logs:
-            print(f"{self._epoch(logs['epoch'])} test: loss {logs['test_loss']:.4f} "
-                  f"acc {logs['test_accuracy']:.4f}", file=self._stream(), flush=True)
+            score = (f"R^2 {logs['test_r2']:.4f}" if "test_r2" in logs
+                     else f"acc {logs['test_accuracy']:.4f}")
+            print(f"{self._epoch(logs['epoch'])} test: loss {logs['test_loss']:.4f} {score}",
+                  file=self._stream(), flush=True)
 
     def on_fit_end(self, trainer: Any) -> None:
         self._close()  # a run stopped mid-epoch leaves no bar half drawn
@@ -107,8 +110,8 @@ class ProgressBar(Callback):
 
     def _show(self, loss: float, accuracy: float, rate: float) -> None:
         """Advance the bar by the batches done since the last refresh and set its postfix."""
-        self._bar.set_postfix_str(f"loss {loss:.4f} acc {accuracy:.4f} {rate:,.0f} samples/s",
-                                  refresh=False)
+        acc = "" if math.isnan(accuracy) else f" acc {accuracy:.4f}"  # float targets: none
+        self._bar.set_postfix_str(f"loss {loss:.4f}{acc} {rate:,.0f} samples/s", refresh=False)
         self._bar.update(self._pending)
         self._pending = 0
 

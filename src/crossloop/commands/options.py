@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
@@ -45,7 +47,13 @@ def add_settings(parser: argparse.ArgumentParser, *, groups: Iterable[str] = GRO
 
 def settings(args: argparse.Namespace) -> Experiment:
     """The Experiment the parsed flags describe: the ``--config`` file first, then
-    every setting flag given on the command line."""
+    every setting flag given on the command line.
+
+    The current folder goes first on ``sys.path`` (as with ``python -m``), so
+    ``--model``/``--dataset package.module:function`` finds a package there.
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     return Experiment.from_sources(args.config, vars(args))
 
 

@@ -16,7 +16,7 @@ import dataclasses
 from .. import nn
 from ..backend import get_backend
 from ..parity import DEFAULT_TOLERANCES, Tolerance, run_parity
-from ..runner import load_data
+from ..runner import load_data, model_spec
 from . import options
 
 
@@ -58,12 +58,12 @@ def run(args: argparse.Namespace) -> int:
     tolerance = dataclasses.replace(Tolerance.default(exp.dtype), **{
         f.name: getattr(args, f"tol_{f.name}") for f in dataclasses.fields(Tolerance)
         if getattr(args, f"tol_{f.name}") is not None})
-    train, _ = load_data(exp)
-    spec, opt = nn.preset(exp.model), exp.optimizer_spec(len(train))
+    data = load_data(exp)
+    train, spec, opt = data.train, model_spec(exp, data), exp.optimizer_spec(len(data.train))
     print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps, "
           f"{exp.dtype}, {type(opt).__name__}, {' vs '.join(args.backends)}", flush=True)
     report = run_parity(spec, opt, train, steps=args.steps, backends=backends, dtype=exp.dtype,
-                        seed=exp.seed, tolerance=tolerance, device=exp.device,
+                        loss=exp.loss, seed=exp.seed, tolerance=tolerance, device=exp.device,
                         config={"experiment": exp.to_dict()})
     print(report.table(args.rows))
     print(report.summary())

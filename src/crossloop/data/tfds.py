@@ -1,8 +1,8 @@
 """MNIST-like data sets through TensorFlow Datasets, into the same neutral pipeline.
 
-``load_tfds`` returns the same :class:`~crossloop.data.Dataset` (uint8 arrays)
-as the IDX loader, so :class:`~crossloop.data.Batches` batches it exactly the
-same way for every backend. ``tensorflow_datasets`` (the ``tfds`` extra, which
+``load_tfds`` returns the same :class:`~crossloop.data.Dataset` (uint8 arrays,
+MNIST's normalisation) as the IDX loader, so :class:`~crossloop.data.Batches`
+batches it exactly the same way for every backend. ``tensorflow_datasets`` (the ``tfds`` extra, which
 needs TensorFlow) is imported only when this is called.
 
 TFDS stores its own shuffled copy of each split, so its sample order differs
@@ -15,7 +15,9 @@ import os
 
 import numpy as np
 
-from .sources import Dataset, DatasetNotFoundError
+from .dataset import Dataset
+from .sources import DatasetNotFoundError
+from .transforms import MNIST
 
 __all__ = ["load_tfds"]
 
@@ -33,8 +35,9 @@ def load_tfds(name: str = "mnist", data_dir: str | os.PathLike[str] | None = Non
 
     key = name.lower().replace("-", "_")  # TFDS names use underscores: fashion_mnist
     try:
-        splits = tfds.load(key, split=["train", "test"], as_supervised=True, shuffle_files=False,
-                           data_dir=None if data_dir is None else os.fspath(data_dir))
+        splits, info = tfds.load(key, split=["train", "test"], as_supervised=True,
+                                 shuffle_files=False, with_info=True,
+                                 data_dir=None if data_dir is None else os.fspath(data_dir))
         arrays = [_read(tfds, split) for split in splits]
     except Exception as exc:  # TFDS raises many kinds (its DatasetNotFoundError, network, ...)
         first_line = next(iter(str(exc).splitlines()), "")  # an unknown name lists every data set
@@ -46,7 +49,8 @@ def load_tfds(name: str = "mnist", data_dir: str | os.PathLike[str] | None = Non
     (train_images, train_labels), (test_images, test_labels) = [
         _check(key, split, *pair) for split, pair in zip(("train", "test"), arrays)]
     return Dataset(name, train_images, train_labels, test_images, test_labels,
-                   source=f"tfds:{key}" + (f" in {data_dir}" if data_dir else ""))
+                   source=f"tfds:{key}" + (f" in {data_dir}" if data_dir else ""),
+                   transforms=MNIST, num_classes=info.features["label"].num_classes)
 
 
 def _read(tfds, ds) -> tuple[np.ndarray, np.ndarray]:
