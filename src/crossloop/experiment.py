@@ -18,32 +18,25 @@ optimizer and its schedule), ``run`` (length, batch, backend, precision) or
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from . import losses, nn, optim
 from .backend import DEVICES, choose_backend_name
+from .config import ConfigError, load_config
 from .data import DATASETS
 from .data.catalog import TEXT_DATASETS
 from .data.text import TOKENS
 from .data.transforms import AUGMENTATIONS
-from .errors import InputError
 from .resolve import ResolveError, check_name, dataset_key, is_reference
 
 DATA_SOURCES = ("idx", "tfds")
-MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few hundred bytes
 MONITORS = ("test_accuracy", "test_loss", "accuracy", "loss")
 _TEXT = ("dataset", " ".join(TEXT_DATASETS))  # the settings only text data sets take
 GROUPS = ("data", "model", "run", "output")
-
-
-class ConfigError(InputError, ValueError):
-    """An experiment setting is unknown, of the wrong type, out of range, or does not apply."""
 
 
 def _option(group: str, default: Any, help: str, *, parse: type | None = None,
@@ -262,41 +255,3 @@ def _known(values: Mapping[str, Any], source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: unknown setting{'s' * (len(unknown) > 1)} "
                           f"{', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
     return values
-
-
-def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The flat ``{key: value}`` table of a ``.toml`` or ``.json`` config file."""
-    path = Path(path)
-    if path.suffix not in (".toml", ".json"):
-        raise ConfigError(f"{path}: a config file must end in .toml or .json")
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path} is {size} bytes; a settings file is a small table of "
-                              f"key = value pairs (the limit is {MAX_CONFIG_BYTES} bytes)")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it "
-                          "as UTF-8") from None
-    try:
-        values = json.loads(text) if path.suffix == ".json" else _toml().loads(text)
-    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a table of settings, got {type(values).__name__}")
-    return values
-
-
-def _toml() -> Any:
-    """The TOML reader: the standard library's from Python 3.11, else the ``tomli`` package."""
-    try:
-        import tomllib
-    except ImportError:
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ConfigError("reading a .toml config needs Python 3.11+ or 'pip install tomli'; "
-                              "or write the settings as .json") from None
-    return tomllib
