@@ -26,6 +26,7 @@ COMMANDS = {
     "train": "train a model from flags or a TOML/JSON config",
     "parity": "train on two backends step by step and show where they part",
     "compare": "plot two or more runs on one figure",
+    "explain": "show what each backend calls in every loop phase, side by side",
 }
 
 EXIT_CODES = """exit codes:

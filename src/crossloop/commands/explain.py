@@ -1,0 +1,24 @@
+"""``crossloop explain``: what the PyTorch and TensorFlow backends call in each loop
+phase, side by side, read from their source as it is installed, with what differs."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..explain import PHASES, phases, render_markdown, render_text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phase", default=None, choices=list(PHASES),
+                        help="one phase (default: every phase)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="Markdown (an HTML table per phase) instead of terminal columns")
+    parser.add_argument("--width", type=int, default=None,
+                        help="terminal width to lay the two columns out in (default: the "
+                             "terminal's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    selected = phases(args.phase)
+    print(render_markdown(selected) if args.markdown else render_text(selected, args.width))
+    return 0
