@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..callbacks import NonFiniteError
 from ..checkpoint import CheckpointError
+from ..config import ConfigError
 from ..resume import CHANGEABLE
 from ..run_folder import CHECKPOINT
 from ..runner import output_dir, run_experiment
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     """0 when the run finished; 1 when the non-finite guard stopped it; 130/143 on
     SIGINT/SIGTERM (after saving). Bad input raises (exit 2, one line)."""
     if args.allow_change and not args.resume:
-        raise CheckpointError("--allow-change applies to --resume only: a new run has nothing "
+        raise ConfigError("--allow-change applies to --resume only: a new run has nothing "
                               "to change")
     if args.resume:
         source = Path(args.resume)
