@@ -363,3 +363,21 @@ def test_adadelta_defaults():
     assert abs(t / k).min() > 2000
     agree(optim.Adadelta())
     agree(optim.Adadelta(optim.Step(1.0, 2, 0.7), weight_decay=1e-2))
+
+
+# -- 18. loss precision -------------------------------------------------------------
+
+def test_keras_losses_compute_in_floatx(pair):
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(8, 10)), rng.integers(0, 10, 8)
+    assert F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)).dtype == torch.float64
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert keras.config.floatx() == "float32"
+    assert keras_loss(y, tf.constant(logits)).dtype == tf.float32
+    assert keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")(
+        y, tf.constant(logits)).dtype == tf.float64
+    # crossloop: both backends' loss phase keeps float64, and the values agree to rounding
+    values = [b.to_numpy(b.loss(losses.CrossEntropy(), b.to_device(logits), b.to_device(y)))
+              for b in pair]
+    assert values[0].dtype == values[1].dtype == np.float64
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-14)
