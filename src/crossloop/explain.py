@@ -82,6 +82,13 @@ PHASES: dict[str, Phase] = {p.title.split("(")[0].replace(" ", "_"): p for p in 
            "crossloop.backend:BaseBackend.train_step"),
           "both run the same composition of the phases (written once, in BaseBackend); "
           "TensorFlow traces it into one graph, torch runs it eagerly, operation by operation."),
+    Phase("no_tf32(): full float32 on NVIDIA GPUs",
+          ("crossloop_torch.backend:TorchBackend.no_tf32",),
+          ("crossloop_tensorflow.backend:TensorFlowBackend.no_tf32",),
+          "Ampere and later GPUs can run float32 matmuls and convolutions in TF32 (10-bit "
+          "mantissa); torch has two switches, matmuls off and cuDNN convolutions on by "
+          "default, TensorFlow one, on. Training keeps each default; parity runs switch both "
+          "off, so float32 means float32 on both."),
     Phase("compiled step",
           ("crossloop_torch.backend:TorchBackend._runnable",),
           ("crossloop_tensorflow.backend:TensorFlowBackend._run",),
