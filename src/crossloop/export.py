@@ -43,15 +43,17 @@ class Site:
     @property
     def name(self) -> str:
         """The Keras layer's name: its kind and its index in the spec (``conv0``)."""
-        return f"{_KERAS_NAMES.get(type(self.layer), type(self.layer).__name__.lower())}{self.index}"
+        return f"{_emitter(self).kind}{self.index}"
 
 
 @dataclass(frozen=True)
 class Emitter:
-    """How one layer type is written: the torch module expression, the Keras layer
-    expressions (one layer may need two, e.g. explicit padding and a convolution),
-    and the Keras lines that load its canonical weights (none without parameters).
-    ``note`` is the comment put beside the Keras code where the frameworks differ."""
+    """How one layer type is written: ``kind`` (the start of its Keras layer's name),
+    the torch module expression, the Keras layer expressions (one layer may need two,
+    e.g. explicit padding and a convolution), and the Keras lines that load its
+    canonical weights (none without parameters). ``note`` is the comment put above
+    the Keras code where the frameworks differ."""
+    kind: str
     torch: Callable[[Site], str]
     keras: Callable[[Site], list[str]]
     weights: Callable[[Site], list[str]] = lambda site: []
@@ -127,34 +129,32 @@ def _linear_weights(site: Site) -> list[str]:
 
 EMITTERS: dict[type, Emitter] = {
     nn.Conv2d: Emitter(
-        torch=_conv_torch,
+        "conv", torch=_conv_torch,
         keras=_conv_keras, weights=_conv_weights, note=_conv_note),
     nn.Linear: Emitter(
-        torch=lambda s: f"nn.Linear({s.layer.in_features}, {s.layer.out_features})",
+        "dense", torch=lambda s: f"nn.Linear({s.layer.in_features}, {s.layer.out_features})",
         keras=lambda s: [f"layers.Dense({s.layer.out_features}, {_keras_args(s)})"],
         weights=_linear_weights),
-    nn.ReLU: Emitter(torch=lambda s: "nn.ReLU()",
+    nn.ReLU: Emitter("relu", torch=lambda s: "nn.ReLU()",
                      keras=lambda s: [f"layers.ReLU({_keras_args(s)})"]),
     nn.MaxPool2d: Emitter(
-        torch=lambda s: f"nn.MaxPool2d({s.layer.kernel_size}{_stride(s.layer)})",
+        "maxpool", torch=lambda s: f"nn.MaxPool2d({s.layer.kernel_size}{_stride(s.layer)})",
         keras=lambda s: [f"layers.MaxPooling2D({s.layer.kernel_size}{_keras_stride(s.layer)}, "
                          f"{_keras_args(s)})"]),
     nn.AvgPool2d: Emitter(
-        torch=lambda s: f"nn.AvgPool2d({s.layer.kernel_size}{_stride(s.layer)})",
+        "avgpool", torch=lambda s: f"nn.AvgPool2d({s.layer.kernel_size}{_stride(s.layer)})",
         keras=lambda s: [f"layers.AveragePooling2D({s.layer.kernel_size}"
                          f"{_keras_stride(s.layer)}, {_keras_args(s)})"]),
     nn.Flatten: Emitter(
-        torch=lambda s: "nn.Flatten()", keras=lambda s: [f"layers.Flatten({_keras_args(s)})"],
+        "flatten", torch=lambda s: "nn.Flatten()", keras=lambda s: [f"layers.Flatten({_keras_args(s)})"],
         note=lambda s: ("flattens (H, W, C), torch (C, H, W): load_weights reorders the next "
                         "Dense's inputs" if len(s.in_shape) == 3 else "")),
     nn.Dropout: Emitter(
-        torch=lambda s: f"nn.Dropout(p={s.layer.p})",
+        "dropout", torch=lambda s: f"nn.Dropout(p={s.layer.p})",
         keras=lambda s: [f"layers.Dropout({s.layer.p}, {_keras_args(s)})"],
         note=lambda s: "masks come from Keras's random generator, not torch's: identical "
                        "only in inference (or with p=0)"),
 }
-_KERAS_NAMES = {nn.Conv2d: "conv", nn.Linear: "dense", nn.ReLU: "relu", nn.MaxPool2d: "maxpool",
-                nn.AvgPool2d: "avgpool", nn.Flatten: "flatten", nn.Dropout: "dropout"}
 
 
 def sites(spec: nn.Sequential) -> list[Site]:
