@@ -4,9 +4,9 @@ Keras's stock optimizers differ from crossloop's (torch's) formulas: Adam adds
 its eps (default 1e-7) to the uncorrected sqrt(v), SGD keeps v = mu*v - lr*g,
 RMSprop (rho 0.9) and Adagrad (accumulator from 0.1) add eps inside the sqrt,
 Adadelta defaults to lr 0.001, rho 0.95, eps 1e-7, weight decay is always
-decoupled, and clipnorm clips each tensor. These
-subclasses of ``keras.optimizers.Optimizer`` implement crossloop's formulas and
-are still driven by ``optimizer.apply_gradients``. The learning rate lives in a
+decoupled, and clipnorm clips each tensor. These subclasses of
+``keras.optimizers.Optimizer`` implement crossloop's formulas and are still
+driven by ``optimizer.apply_gradients``. The learning rate lives in a
 float64 variable written from crossloop's schedule, as torch keeps it a Python
 float, so float64 runs see exactly the same rate.
 """
@@ -53,7 +53,7 @@ class _CrossloopOptimizer(keras.optimizers.Optimizer):
                 else tf.constant(v, variable.dtype) for v in values]
 
     def _with_l2(self, gradient, variable):
-        """torch's coupled weight decay: g + wd*p (the gradient itself without decay)."""
+        """torch's coupled (L2) weight decay: g + wd*p, or g itself when wd is 0."""
         if not self.spec.weight_decay:
             return gradient
         wd, = self._scalars(variable, self.spec.weight_decay)
