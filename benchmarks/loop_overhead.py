@@ -3,6 +3,7 @@
     python benchmarks/loop_overhead.py                      # mlp, conv1, lenet5; batch 32 and 128
     python benchmarks/loop_overhead.py --quick              # a smoke run (seconds, not a measurement)
     python benchmarks/loop_overhead.py --models lenet5 --batch-sizes 64 --rounds 15 --markdown
+    python benchmarks/loop_overhead.py --models resnet20 tiny-gpt --batch-sizes 32
 
 One child process per framework holds every contender of that framework, so all of
 them share one allocator, one thread pool and one warm CPU:
@@ -12,8 +13,10 @@ them share one allocator, one thread pool and one warm CPU:
     tensorflow:  hand (the custom-loop guide's tf.function step), crossloop (Trainer,
                  tensorflow backend), keras-fit
 
-Each contender trains its own model with Adam (lr 1e-3) on the same MNIST images,
-normalised once up front; crossloop and the hand-written loops read the same seeded
+Each contender trains its own model with Adam (lr 1e-3) on the same samples (MNIST
+images normalised once up front; for tiny-gpt, character windows of the built-in
+text corpus); the hand-written models are written the ordinary way in each
+framework (benchmarks/references/); crossloop and the hand-written loops read the same seeded
 ``crossloop.data.Batches`` (the TensorFlow and Keras ones in NHWC, Keras's layout), and
 crossloop runs with ``prefetch=0`` so both loops do the same work in one thread: the
 ratio is the cost of the loop, not of the data. After a warm-up (tracing, first
@@ -43,29 +46,45 @@ LR = 1e-3
 CONTENDERS = ("hand", "crossloop", "keras-fit")
 
 
-def images(limit: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """``limit`` MNIST training images, normalised float32 NCHW, with labels; random
-    images of the same shape when MNIST is not found (the source is reported)."""
+def dataset(model: str, limit: int) -> tuple[np.ndarray, np.ndarray, dict[str, int], str]:
+    """``limit`` training samples for ``model`` with the options its constructors need:
+    MNIST images normalised once, float32 NCHW (random images of that shape when MNIST
+    is not found), or for ``tiny-gpt`` windows of 64 characters of the built-in
+    ``python-stdlib`` corpus. The source is reported."""
     from crossloop.data import Batches, DatasetNotFoundError, load_dataset, transforms
 
+    if model == "tiny-gpt":
+        ds = load_dataset("python-stdlib", seq_len=64)
+        x, y = ds.train_inputs[:limit], ds.train_targets[:limit]
+        return (np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(y, dtype=np.int64),
+                {"vocab": ds.num_classes}, "python-stdlib")
     try:
         ds = load_dataset("mnist")
     except DatasetNotFoundError:
         rng = np.random.default_rng(0)
         return (rng.standard_normal((limit, 1, 28, 28), dtype=np.float32),
-                rng.integers(0, 10, limit), "random images (MNIST not found)")
+                rng.integers(0, 10, limit), {}, "random images (MNIST not found)")
     whole = Batches(ds.train_inputs[:limit], ds.train_targets[:limit], limit,
                     transforms=transforms.MNIST, shuffle=False)  # crossloop's MNIST pipeline, once
     x, y = next(whole.epoch(0))
-    return x, y, "MNIST"
+    return x, y, {}, "MNIST"
+
+
+def spec(model: str, options: dict[str, int]):
+    """crossloop's spec of ``model``: its preset, with the data set's vocabulary for tiny-gpt."""
+    from crossloop import nn
+
+    if model == "tiny-gpt":
+        return nn.presets.tiny_gpt(num_classes=options["vocab"], input_shape=(64,))
+    return nn.preset(model)
 
 
 class Child:
     """The contenders of one framework, for one model and batch size."""
 
-    def __init__(self, framework: str, model: str, batch_size: int, x: np.ndarray, y: np.ndarray):
+    def __init__(self, framework: str, model: str, batch_size: int, limit: int):
         os.environ["KERAS_BACKEND"] = framework
-        from crossloop import Trainer, nn, optim
+        from crossloop import Trainer, optim
         from crossloop.data import Batches
 
         sys.path.insert(0, str(HERE))
@@ -75,14 +94,16 @@ class Child:
             from references import torch_loop as hand_lib
         else:
             hand_lib = keras_loop
+        x, y, options, self.source = dataset(model, limit)
         self.batch_size, self.x, self.y = batch_size, x, y
-        self.x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        # Keras's layout for images: NHWC, made once (an ordinary Keras program stores it so)
+        self.x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
         self.hand_x = x if framework == "torch" else self.x_nhwc
         self.Batches = Batches
-        self.hand = hand_lib.HandLoop(model, LR)
-        self.trainer = Trainer(nn.preset(model), optim.Adam(LR), backend=framework, device="cpu",
-                               prefetch=0)
-        self.fit = keras_loop.Fit(model, LR)
+        self.hand = hand_lib.HandLoop(model, LR, **options)
+        self.trainer = Trainer(spec(model, options), optim.Adam(LR), backend=framework,
+                               device="cpu", prefetch=0)
+        self.fit = keras_loop.Fit(model, LR, **options)
         self.epoch = 0
 
     def window(self, contender: str, samples: int) -> float:
@@ -105,10 +126,10 @@ class Child:
 
 def run_child(args: argparse.Namespace) -> None:
     """Measure every (model, batch size) of one framework; print one JSON line each."""
-    x, y, source = images(args.limit)
     for model in args.models:
         for batch_size in args.batch_sizes:
-            child = Child(args.child, model, batch_size, x, y)
+            child = Child(args.child, model, batch_size, args.limit)
+            y = child.y
             warm = min(len(y), 20 * batch_size)
             for name in CONTENDERS:
                 child.window(name, warm)
@@ -121,7 +142,7 @@ def run_child(args: argparse.Namespace) -> None:
                 for name in order:
                     rates[name].append(samples / child.window(name, samples))
             print(json.dumps({"framework": args.child, "model": model, "batch_size": batch_size,
-                              "samples_per_window": samples, "source": source,
+                              "samples_per_window": samples, "source": child.source,
                               "threads": threads(args.child), "rates": rates}), flush=True)
 
 
@@ -168,9 +189,10 @@ def main() -> int:
     parser.add_argument("--frameworks", nargs="+", default=["torch", "tensorflow"])
     parser.add_argument("--models", nargs="+", default=["mlp", "conv1", "lenet5"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
-    parser.add_argument("--rounds", type=int, default=11, help="paired rounds (default 11)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of a window (default 2)")
-    parser.add_argument("--limit", type=int, default=60000, help="images held (default 60000)")
+    parser.add_argument("--rounds", type=int, default=7, help="paired rounds (default 7)")
+    parser.add_argument("--seconds", type=float, default=1.5,
+                        help="length of a window in seconds (default 1.5)")
+    parser.add_argument("--limit", type=int, default=60000, help="samples held (default 60000)")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 0.2 s windows: a smoke run")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--json", type=Path, help="also write the raw rates here")
@@ -189,10 +211,17 @@ def main() -> int:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         print(f"# {framework}: {len(args.models) * len(args.batch_sizes)} cases, {args.rounds} rounds "
               f"of ~{args.seconds:g} s windows per contender", file=sys.stderr, flush=True)
-        out = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
-        rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as child:
+            for line in child.stdout:  # one line per case, as each finishes
+                if line.startswith("{"):
+                    rows.append(json.loads(line))
+                    print(f"#   {rows[-1]['model']} batch {rows[-1]['batch_size']} done",
+                          file=sys.stderr, flush=True)
+        if child.returncode:
+            raise SystemExit(f"the {framework} child failed (exit {child.returncode})")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"data: {rows[0]['source']}; threads: " + "; ".join(sorted({r['threads'] for r in rows})))
+          f"data: {', '.join(sorted({r['source'] for r in rows}))}; threads: "
+          + "; ".join(sorted({r["threads"] for r in rows})))
     report(rows, args.markdown)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
