@@ -15,8 +15,10 @@ import tensorflow as tf
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
+from crossloop.native import NativeLoss, NativeOptimizerSpec
 
 from . import model as model_lib
+from . import native as native_lib
 from . import optimizers
 from .metrics import Metrics
 
@@ -54,7 +56,13 @@ class TensorFlowBackend(BaseBackend):
             model = model_lib.build(spec, dtype)
         return self.set_params(model, params)
 
-    def build_optimizer(self, spec: optim.Optimizer, model: keras.Model) -> NativeOptimizer:
+    def adopt_model(self, model: keras.Model) -> keras.Model:
+        return native_lib.adopt_model(model)
+
+    def build_optimizer(self, spec: optim.Optimizer | NativeOptimizerSpec,
+                        model: keras.Model) -> NativeOptimizer:
+        if isinstance(spec, NativeOptimizerSpec):
+            return native_lib.adopt_optimizer(spec, model)
         with tf.device(self._device):
             return NativeOptimizer(spec, optimizers.build(spec, model.trainable_variables))
 
@@ -78,7 +86,9 @@ class TensorFlowBackend(BaseBackend):
     def forward(self, model: keras.Model, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         return model(x, training=training)
 
-    def loss(self, spec: losses.Loss, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def loss(self, spec: losses.Loss | NativeLoss, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        if isinstance(spec, NativeLoss):  # Keras's order: (y_true, y_pred)
+            return spec.fn(y, logits)
         if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
             return tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
@@ -159,11 +169,15 @@ class TensorFlowBackend(BaseBackend):
         variable.assign(value)
 
     def _slots(self, optimizer: NativeOptimizer, model: keras.Model) -> dict[str, tf.Variable]:
-        return optimizers.get_state(optimizer.native, model_lib.param_table(model))
+        if isinstance(optimizer.spec, NativeOptimizerSpec):
+            return native_lib.get_state(optimizer, model)
+        return optimizers.get_state(optimizer.native, self._optimized_table(model))
 
     def _load_slots(self, optimizer: NativeOptimizer, model: keras.Model,
                     state: dict[str, np.ndarray], step: int) -> None:
-        optimizers.set_state(optimizer.native, model_lib.param_table(model), state, step)
+        if isinstance(optimizer.spec, NativeOptimizerSpec):
+            return native_lib.set_state(optimizer, model, state)
+        optimizers.set_state(optimizer.native, self._optimized_table(model), state, step)
 
     # -- precision --------------------------------------------------------------
     @contextlib.contextmanager
