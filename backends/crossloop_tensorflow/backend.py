@@ -15,8 +15,10 @@ import tensorflow as tf
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
+from crossloop.layers import LayerRecord
 from crossloop.native import NativeLoss, NativeOptimizerSpec
 
+from . import layers as layers_lib
 from . import model as model_lib
 from . import native as native_lib
 from . import optimizers
@@ -77,6 +79,8 @@ class TensorFlowBackend(BaseBackend):
             return tf.convert_to_tensor(array)
 
     def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
+        if isinstance(tensor, tf.IndexedSlices):  # an Embedding's gradient: rows of a dense one
+            tensor = tf.convert_to_tensor(tensor)
         return np.array(tensor.numpy())  # a copy the caller owns
 
     def seed(self, seed: int) -> None:
@@ -105,9 +109,18 @@ class TensorFlowBackend(BaseBackend):
 
     def apply_gradients(self, optimizer: NativeOptimizer, model: keras.Model,
                         grads: list[tf.Tensor]) -> tuple[NativeOptimizer, keras.Model]:
+        # an Embedding's gradient comes as IndexedSlices: dense, as torch's (sparse=False) is
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads = optimizers.clip_by_global_norm(grads, optimizer.clip_norm)
         optimizer.native.apply_gradients(zip(grads, model.trainable_variables))
         return optimizer, model
+
+    # -- native models: layer calls, for transfer_weights and compare_models ---
+    def trace_layers(self, model: keras.Model, x: tf.Tensor,
+                     training: bool = False) -> list[LayerRecord]:
+        """One forward pass, recording each leaf layer call (``crossloop.layers``)."""
+        with tf.device(self._device):
+            return layers_lib.trace_layers(model, x, training)
 
     # -- metrics (update/results/reset/sums: BaseBackend) -----------------------
     def metrics(self, grad_norm: bool = False) -> Metrics:

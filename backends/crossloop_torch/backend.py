@@ -16,8 +16,10 @@ import torch.nn.functional as F
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
+from crossloop.layers import LayerRecord
 from crossloop.native import NativeLoss, NativeOptimizerSpec
 
+from . import layers as layers_lib
 from . import model as model_lib
 from . import native as native_lib
 from . import optimizers
@@ -114,6 +116,12 @@ class TorchBackend(BaseBackend):
         optimizer.native.step()
         optimizer.native.zero_grad(set_to_none=True)
         return optimizer, model
+
+    # -- native models: layer calls, for transfer_weights and compare_models ---
+    def trace_layers(self, model: torch.nn.Module, x: torch.Tensor,
+                     training: bool = False) -> list[LayerRecord]:
+        """One forward pass, recording each leaf layer call (``crossloop.layers``)."""
+        return layers_lib.trace_layers(model, x, training)
 
     # -- metrics (update/results/reset/sums: BaseBackend) -----------------------
     def metrics(self, grad_norm: bool = False) -> Metrics:
