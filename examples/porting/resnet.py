@@ -10,6 +10,10 @@ Keras code in three places a port must get right:
 - a stride-2 3x3 convolution is ZeroPadding2D(1) + padding="valid" (Keras's
   "same" pads only the bottom and right at stride 2);
 - the Dense after Flatten sees H, W, C order: transfer_weights permutes its rows.
+
+``bug="shortcut_first"`` is a correct port that runs the shortcut before the
+main branch: pairing its layers in execution order is ambiguous, and
+:data:`SHORTCUT_FIRST_MAP` pairs them by name.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class KerasResNet(keras.Model):
     def __init__(self, classes: int = 10, width: int = 8, bug: str | None = None,
                  dtype: str = "float64", **kwargs):
         super().__init__(dtype=dtype, **kwargs)
+        self.bug = bug
         conv = keras.layers.Conv2D
         self.stem = conv(width, 3, padding="same", use_bias=False, dtype=dtype, name="stem")
         self.bn = _bn(bug, dtype, "bn")
@@ -123,11 +128,15 @@ class KerasResNet(keras.Model):
 
     def call(self, x, training=False):
         h = self.relu(self.bn(self.stem(x), training=training))
+        if self.bug == "shortcut_first":   # not a bug: a different call order to pair by map
+            shortcut = self.short_bn(self.short(h), training=training)
         out = h
         for layer in self.conv1:
             out = layer(out)
         out = self.bn2(self.conv2(self.relu1(self.bn1(out, training=training))), training=training)
-        out = self.relu2(out + self.short_bn(self.short(h), training=training))
+        if self.bug != "shortcut_first":
+            shortcut = self.short_bn(self.short(h), training=training)
+        out = self.relu2(out + shortcut)
         return self.fc(self.flatten(out))
 
 
@@ -138,6 +147,13 @@ def keras_resnet(dtype: str = "float64", size: int = 8, bug: str | None = None,
     model = KerasResNet(bug=bug, dtype=dtype)
     model(np.zeros((1, size, size, 1), dtype))
     return model
+
+
+# torch layer -> Keras layer, for the port that calls its shortcut first
+SHORTCUT_FIRST_MAP = {"stem": "stem", "bn": "bn", "block.conv1": "block_conv1",
+                      "block.bn1": "block_bn1", "block.conv2": "block_conv2",
+                      "block.bn2": "block_bn2", "block.shortcut.0": "block_shortcut",
+                      "block.shortcut.1": "block_shortcut_bn", "fc": "fc"}
 
 
 def port_without_flatten_permutation(torch_model: SmallResNet, keras_model: KerasResNet,

@@ -91,7 +91,8 @@ class ModelReport:
         return text + "".join(f"\n  likely cause: {c}" for c in self.causes)
 
     def table(self, max_rows: int = 40) -> str:
-        rows = [r for r in self.rows if r.phase != "weights" or not r.ok or r.step == self.steps - 1]
+        rows = [r for r in self.rows if r.phase not in ("start", "weights") or not r.ok
+                 or r.step == self.steps - 1]   # weights: the last step, and failures
         first = self.first_divergence
         lines = [f"{'phase':<9}{'step':>5}  {'torch':<22}{'keras':<24}{'tensor':<16}{'diff':>10}  "]
         for r in rows[:max_rows]:

@@ -88,20 +88,23 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
 
 
 def align(t_records: list[LayerRecord], k_records: list[LayerRecord], pairs: Pairs) -> Pairs:
-    """Every layer call of one model paired with one of the other: the parametric
-    pairs, and between them the other calls matched by kind in order."""
+    """Every layer call of one model paired with one of the other, in the torch model's
+    order: the parametric pairs, and between two of them that run in the same order
+    in both models, the other calls matched by kind."""
     out: Pairs = []
     ti = ki = 0
     for t, k in [*pairs, (None, None)]:
         t_end = len(t_records) if t is None else t_records.index(t)
         k_end = len(k_records) if k is None else k_records.index(k)
-        a, b = t_records[ti:t_end], k_records[ki:k_end]
-        blocks = SequenceMatcher(None, [r.kind for r in a], [r.kind for r in b], autojunk=False)
-        for block in blocks.get_matching_blocks():
-            out += [(a[block.a + i], b[block.b + i]) for i in range(block.size)]
+        if k_end >= ki:   # in order: match what runs between this pair and the last
+            a, b = t_records[ti:t_end], k_records[ki:k_end]
+            kinds = SequenceMatcher(None, [r.kind for r in a], [r.kind for r in b], autojunk=False)
+            for block in kinds.get_matching_blocks():
+                out += [(a[block.a + i], b[block.b + i]) for i in range(block.size)]
+            ki = k_end + 1
         if t is not None:
             out.append((t, k))
-        ti, ki = t_end + 1, k_end + 1
+        ti = t_end + 1
     return out
 
 
