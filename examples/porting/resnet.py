@@ -80,10 +80,10 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training=False)
         axes = [i for i in range(len(inputs.shape)) if i != self.axis % len(inputs.shape)]
         mean, var = keras.ops.moments(inputs, axes)
-        n = int(np.prod([inputs.shape[i] for i in axes]))
+        n = keras.ops.cast(keras.ops.size(inputs) // inputs.shape[self.axis], var.dtype)
         m = self.momentum
         self.moving_mean.assign(self.moving_mean * m + mean * (1 - m))
-        self.moving_variance.assign(self.moving_variance * m + var * (n / (n - 1)) * (1 - m))
+        self.moving_variance.assign(self.moving_variance * m + var * n / (n - 1) * (1 - m))
         return keras.ops.batch_normalization(inputs, mean, var, axis=self.axis, offset=self.beta,
                                              scale=self.gamma, epsilon=self.epsilon)
 

@@ -24,10 +24,16 @@ from typing import Any
 import numpy as np
 
 from .backend import BackendError
+from .errors import InputError
 
 # the first component of a class's module -> the backend that trains it
 _FRAMEWORK_MODULES = {"torch": "torch", "keras": "tensorflow", "tf_keras": "tensorflow",
                       "tensorflow": "tensorflow"}
+
+
+class NativeModelError(InputError, TypeError):
+    """A model is not a native model of the framework it is used with, or not in the
+    dtype asked for."""
 
 
 def framework_of(obj: Any) -> str | None:

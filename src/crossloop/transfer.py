@@ -22,7 +22,7 @@ import numpy as np
 from .backend import Backend, get_backend
 from .errors import InputError
 from .layers import LayerRecord
-from .native import framework_of
+from .native import NativeModelError, framework_of
 
 WeightMap = str | Mapping[str, str] | Callable[[str], str]
 Pairs = list[tuple[LayerRecord, LayerRecord]]
@@ -37,7 +37,8 @@ def backend_for(model: Any) -> Backend:
     """The CPU backend of a native model's framework."""
     name = framework_of(model)
     if name is None:
-        raise TypeError(f"{type(model).__name__} is neither a torch.nn.Module nor a keras.Model")
+        raise NativeModelError(f"{type(model).__name__} is neither a torch.nn.Module nor a "
+                               "keras.Model")
     return get_backend(name, device="cpu")
 
 

@@ -131,15 +131,20 @@ def plot_report(report: ModelReport, path: str | Path) -> Path:
     floor = float(np.finfo(report.dtype).eps) * 1e-3
     fig = Figure(figsize=(11, 7), layout="constrained")
     layers_ax, steps_ax = fig.subplots(2, 1)
-    for phase, marker in (("forward", "o"), ("gradient", "s")):
-        rows = [r for r in report.rows if r.phase == phase]
-        layers_ax.plot(range(len(rows)), [max(r.diff, floor) for r in rows], marker, label=phase)
     names = [r.torch for r in report.rows if r.phase == "forward"]
+    layers_ax.plot(range(len(names)), [max(r.diff, floor) for r in report.rows
+                                       if r.phase == "forward"], "o", label="output")
+    grads: dict[str, float] = {}   # the largest gradient difference of each layer
+    for r in report.rows:
+        if r.phase == "gradient" and r.torch in names:
+            grads[r.torch] = max(grads.get(r.torch, 0.0), r.diff)
+    layers_ax.plot([names.index(n) for n in grads], [max(v, floor) for v in grads.values()], "s",
+                   label="gradient (largest of the layer's)")
     layers_ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7)
-    for tensor in sorted({r.tensor for r in report.rows if r.phase == "weights"}):
-        rows = [r for r in report.rows if r.phase == "weights" and r.tensor == tensor]
+    for key in dict.fromkeys((r.torch, r.tensor) for r in report.rows if r.phase == "weights"):
+        rows = [r for r in report.rows if r.phase == "weights" and (r.torch, r.tensor) == key]
         steps_ax.plot([r.step for r in rows], [max(r.diff, floor) for r in rows], lw=0.8)
-    steps_ax.set_xlabel("training step (one line per weight tensor)")
+    steps_ax.set_xlabel("training step (one line per tensor: weights and running statistics)")
     for ax in (layers_ax, steps_ax):
         ax.axhline(report.tolerance, color="k", ls="--", lw=0.8)
         ax.set_yscale("log")

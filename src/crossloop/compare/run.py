@@ -43,12 +43,13 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
     started = time.perf_counter()
     tb, kb = backend_for(torch_model), backend_for(keras_model)
     if (tb.name, kb.name) != ("torch", "tensorflow"):
-        raise TypeError("compare_models takes a torch model, then a Keras model")
+        raise native.NativeModelError(f"compare_models takes a torch model, then a Keras model; "
+                                      f"got {tb.name} and {kb.name} models")
     for backend, model in ((tb, torch_model), (kb, keras_model)):
         own = native.dtype_of(backend.get_params(model))
         if own != dtype:
-            raise ValueError(f"the {backend.name} model's parameters are {own}, not {dtype}: "
-                             "build both models in the dtype compared")
+            raise native.NativeModelError(f"the {backend.name} model's parameters are {own}, not "
+                                          f"{dtype}: build both models in the dtype compared")
     x = np.asarray(inputs)
     x = x.astype(dtype) if x.dtype.kind == "f" else x
     report = ModelReport(dtype, tolerance if tolerance is not None else TOLERANCES[dtype], steps)
