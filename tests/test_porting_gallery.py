@@ -69,3 +69,17 @@ def test_assert_models_agree_fails_naming_the_layer():
     x, y = gallery.batch("transformer")
     with pytest.raises(AssertionError, match="(?s)layer ln1 .*torch eps 1e-05, Keras epsilon 0.001"):
         assert_models_agree(*gallery.models(case), x, y)
+
+
+def test_compare_models_command(tmp_path, monkeypatch, capsys):
+    from crossloop import commands
+    monkeypatch.chdir(Path(__file__).parents[1] / "examples" / "porting")
+    argv = ["compare-models", "--torch", "resnet:torch_resnet", "--keras", "resnet:keras_resnet",
+            "--input-shape", "1,8,8", "--steps", "2", "--out", str(tmp_path), "--no-plot"]
+    assert commands.main(argv) == 0
+    assert "PASS" in capsys.readouterr().out and (tmp_path / "report.json").is_file()
+    assert commands.main([*argv, "--tol", "1e-30"]) == 1   # rounding alone is over this
+    assert "FAIL: first divergence" in capsys.readouterr().out
+    assert commands.main([*argv, "--weight-map", str(tmp_path / "missing.json")]) == 2
+    assert "not a readable JSON file" in capsys.readouterr().err
+    assert commands.main([*argv[:2], "nowhere:torch_resnet", *argv[3:]]) == 2

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the table and the verdict, write the report; 1 when the models disagree."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    weight_map = _weight_map(args.weight_map)
     torch_model = native_model(args.torch, "--torch", dtype=args.dtype)
     keras_model = native_model(args.keras, "--keras", dtype=args.dtype)
     rng = np.random.default_rng(args.seed)
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = compare_models(torch_model, keras_model, x, y, steps=args.steps,
                                 dtype=args.dtype, optimizer=optim.optimizer(args.optimizer, args.lr),
-                                weight_map=_weight_map(args.weight_map), tolerance=args.tol)
+                                weight_map=weight_map, tolerance=args.tol)
     except PairingError as exc:   # the table of both models' layers, then the one-line error
         print(exc)
         raise PairingError("cannot pair the two models' layers (table above): give --weight-map "
