@@ -108,3 +108,20 @@ def test_dtype_follows_the_model(backend):
     assert trainer.dtype == "float64"
     with pytest.raises(ValueError, match="model's parameters are float64"):
         crossloop.Trainer(native_model(backend.name, "float64"), optim.SGD(0.1), dtype="float32")
+
+
+def test_native_model_with_logger_early_stopping_and_tensorboard(backend, tmp_path):
+    pytest.importorskip("tensorboard")
+    import io
+
+    from crossloop.callbacks import EarlyStopping, EpochLogger
+    from crossloop.callbacks.tensorboard import TensorBoard
+    model, opt, loss = native_parts(backend.name)
+    stream = io.StringIO()
+    callbacks = [EpochLogger(stream), TensorBoard(tmp_path / "tb"),
+                 EarlyStopping(monitor="loss", patience=1, mode="max")]  # loss falls: stops
+    history = crossloop.Trainer(model, opt, loss=loss, callbacks=callbacks).fit(
+        tiny_data(), tiny_data(16), epochs=4)
+    assert len(history) == 2 and "test_accuracy" in history[-1]
+    assert stream.getvalue().count("\n") >= 2
+    assert list((tmp_path / "tb").rglob("events.*"))

@@ -57,6 +57,8 @@ def test_ambiguous_pairing_stops_with_the_table_and_takes_a_map(tmp_path):
     assert "weight_map=" in message
     with pytest.raises(PairingError, match="not a layer with tensors"):
         transfer_weights(torch_model, keras_model, {"stem": "nope"}, inputs=x)
+    pairs = transfer_weights(torch_model, keras_model, SHORTCUT_FIRST_MAP.get, inputs=x)  # a function
+    assert [(t.name, k.name) for t, k in pairs] == list(SHORTCUT_FIRST_MAP.items())
     report = assert_models_agree(torch_model, keras_model, x, y, weight_map=SHORTCUT_FIRST_MAP,
                                  steps=2)
     assert report.passed and report.max_diff("forward") <= 1e-10

@@ -26,10 +26,11 @@ KINDS = ("conv2d", "linear", "batchnorm", "layernorm", "embedding", "attention",
          "flatten", "pad", "maxpool", "avgpool", "dropout", "softmax", "add", "mean")
 
 
-@dataclass
+@dataclass(eq=False)
 class LayerRecord:
     """One traced layer call. ``to_canonical`` maps the layer's native tensors (by
-    native name) to canonical roles; ``to_native`` maps canonical roles back."""
+    native name) to canonical roles; ``to_native`` maps canonical roles back.
+    Records compare by identity: two calls are never the same record."""
     name: str
     kind: str
     config: dict[str, Any]

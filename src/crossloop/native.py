@@ -68,7 +68,7 @@ class NativeSpec:
     the names and shapes of its parameters and buffers (native names and layout)."""
     name: str
     framework: str
-    param_shapes_: Mapping[str, tuple[int, ...]] = field(repr=False)
+    shapes: Mapping[str, tuple[int, ...]] = field(repr=False)
 
     @classmethod
     def of(cls, model: Any, params: Mapping[str, np.ndarray], framework: str) -> NativeSpec:
@@ -77,12 +77,12 @@ class NativeSpec:
                    {name: tuple(value.shape) for name, value in params.items()})
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        return dict(self.param_shapes_)
+        return dict(self.shapes)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able: the model class, its framework and each tensor's name and shape."""
         return {"name": self.name, "native": self.framework,
-                "layers": [[name, list(shape)] for name, shape in self.param_shapes_.items()]}
+                "layers": [[name, list(shape)] for name, shape in self.shapes.items()]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +91,7 @@ class NativeOptimizerSpec:
     learning rate (constant to crossloop: no schedule, no clipping)."""
     native: Any
     initial_lr: float
-    clip_norm: None = None
+    clip_norm = None   # crossloop clips nothing: the framework's optimizer does what it does
 
     @property
     def type_name(self) -> str:

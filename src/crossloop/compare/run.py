@@ -74,7 +74,8 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
         k_loss, _, k_grads = kb.gradients(keras_model, spec, kb.to_device(x), kb.to_device(y))
         if step == 0:
             report.rows += _gradient_rows(report, pairs, tb.canonical_gradients(torch_model, t_grads),
-                                          kb.canonical_gradients(keras_model, k_grads))
+                                          kb.canonical_gradients(keras_model, k_grads),
+                                          t_tensors, k_tensors)
         if steps == 0:
             break
         value = diff(tb.to_numpy(t_loss), kb.to_numpy(k_loss))
@@ -122,22 +123,23 @@ def _forward_rows(report: ModelReport, aligned: Pairs) -> list[Row]:
 
 
 def _gradient_rows(report: ModelReport, pairs: Pairs, t_grads: dict[str, np.ndarray],
-                   k_grads: dict[str, np.ndarray]) -> list[Row]:
+                   k_grads: dict[str, np.ndarray], t_tensors: dict[str, np.ndarray],
+                   k_tensors: dict[str, np.ndarray]) -> list[Row]:
     rows = []
     for t, k in pairs:
-        k_canon = _canonical_grads(k, k_grads)
-        for role, value in _canonical_grads(t, t_grads).items():
+        k_canon = _canonical_grads(k, k_grads, k_tensors)
+        for role, value in _canonical_grads(t, t_grads, t_tensors).items():
             d = diff(value, k_canon.get(role))
             rows.append(Row("gradient", t.name, k.name, role, d, d <= report.tolerance))
     return rows
 
 
-def _canonical_grads(record: LayerRecord, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _canonical_grads(record: LayerRecord, grads: dict[str, np.ndarray],
+                     tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A layer's gradients in canonical roles, for the roles that have one (not the
-    running statistics): the conversion of a 0/1 mask says which those are."""
-    like = next(grads[name] for name in record.params if name in grads)
-    filled = {n: grads.get(n, np.zeros_like(like, shape=np.shape(grads.get(n, like))))
-              for n in record.params}
+    running statistics, zero-filled for the conversion): the conversion of a 0/1
+    mask says which those are."""
+    filled = {n: grads[n] if n in grads else np.zeros_like(tensors[n]) for n in record.params}
     mask = record.canonical({n: np.full(np.shape(v), float(n in grads)) for n, v in filled.items()})
     return {role: v for role, v in record.canonical(filled).items() if mask[role].any()}
 
