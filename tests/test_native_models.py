@@ -125,3 +125,19 @@ def test_native_model_with_logger_early_stopping_and_tensorboard(backend, tmp_pa
     assert len(history) == 2 and "test_accuracy" in history[-1]
     assert stream.getvalue().count("\n") >= 2
     assert list((tmp_path / "tb").rglob("events.*"))
+
+
+def test_native_state_keeps_its_dtypes_and_refuses_others(backend):
+    from crossloop.state import StateError, check_state
+    model, opt, loss = native_parts(backend.name)
+    trainer = crossloop.Trainer(model, opt, loss=loss)
+    trainer.fit(tiny_data(), epochs=1)
+    state = trainer.state_dict()
+    check_state(state)   # torch's num_batches_tracked, Keras's iteration: integers, kept
+    tensors = [v for section in ("model", "optimizer") for v in state[section].values()]
+    assert any(v.dtype.kind in "iu" for v in tensors)
+    with pytest.raises(StateError, match="not a number"):
+        check_state({**state, "optimizer": {**state["optimizer"], "x": np.array([True])}})
+    as_spec = {**state, "spec": {k: v for k, v in state["spec"].items() if k != "native"}}
+    with pytest.raises(StateError, match="dtype"):   # a spec run's tensors: its dtype only
+        check_state(as_spec)

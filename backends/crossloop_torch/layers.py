@@ -8,12 +8,14 @@ renames ``<module path>.<role>`` to ``<role>``. BatchNorm's
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from crossloop.layers import LayerRecord, renamer
+from crossloop.layers import Arrays, LayerRecord
 
 _KINDS: dict[type, str] = {
     nn.Conv2d: "conv2d", nn.Linear: "linear", nn.BatchNorm1d: "batchnorm",
@@ -78,7 +80,7 @@ def trace_layers(model: nn.Module, x: torch.Tensor, training: bool) -> list[Laye
             first = calls[name] == 1   # a module called again owns its tensors once
             roles = tuple(role for role, _ in (*module.named_parameters(), *module.named_buffers())
                           if role not in _SKIPPED) if first else ()
-            params, to_canonical, to_native = renamer(f"{name}." if name else "", roles)
+            params, to_canonical, to_native = _renamer(f"{name}." if name else "", roles)
             out = output[0] if isinstance(output, tuple) else output
             records.append(LayerRecord(
                 name if first else f"{name} (call {calls[name]})", kind, config_of(module, kind),
@@ -97,6 +99,20 @@ def trace_layers(model: nn.Module, x: torch.Tensor, training: bool) -> list[Laye
         for handle in handles:
             handle.remove()
     return records
+
+
+def _renamer(prefix: str, roles: tuple[str, ...]) -> tuple[tuple[str, ...], Callable, Callable]:
+    """``(params, to_canonical, to_native)`` for a layer whose native tensors are
+    ``<prefix><role>`` in canonical layout already: every torch layer."""
+    names = tuple(prefix + role for role in roles)
+
+    def to_canonical(tensors: Mapping[str, np.ndarray]) -> Arrays:
+        return {role: tensors[prefix + role] for role in roles}
+
+    def to_native(arrays: Mapping[str, np.ndarray]) -> Arrays:
+        return {prefix + role: arrays[role] for role in roles}
+
+    return names, to_canonical, to_native
 
 
 def _numpy(tensor: torch.Tensor):

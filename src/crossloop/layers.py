@@ -4,7 +4,10 @@
 A backend's ``trace_layers(model, x, training)`` runs one forward pass and
 returns a :class:`LayerRecord` per call of a leaf layer, in execution order.
 Each record says what the layer is in crossloop's words (``kind``, a
-``config`` in torch's conventions), which of the model's tensors it owns
+``config`` in torch's conventions; kinds are ``conv2d``, ``linear``, ``batchnorm``,
+``layernorm``, ``embedding``, ``attention``, ``relu``, ``gelu``, ``flatten``,
+``pad``, ``maxpool``, ``avgpool``, ``dropout``, ``softmax``, ``add``, else
+``other:<class>``), which of the model's tensors it owns
 (``params``, native names), how those convert to canonical roles and back
 (torch's parameter names and layout: ``weight`` OIHW or (out, in),
 ``running_mean``, ``in_proj_weight`` ...), and the call's first input and its
@@ -20,10 +23,6 @@ from typing import Any
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
-
-# the layer kinds backends name (anything else is "other:<class name>")
-KINDS = ("conv2d", "linear", "batchnorm", "layernorm", "embedding", "attention", "relu", "gelu",
-         "flatten", "pad", "maxpool", "avgpool", "dropout", "softmax", "add", "mean")
 
 
 @dataclass(eq=False)
@@ -48,16 +47,3 @@ class LayerRecord:
     def shapes(self, tensors: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
         return {role: tuple(v.shape) for role, v in self.canonical(tensors).items()}
 
-
-def renamer(prefix: str, roles: tuple[str, ...]) -> tuple[tuple[str, ...], Callable, Callable]:
-    """``(params, to_canonical, to_native)`` for a layer whose native tensors are
-    ``<prefix><role>`` in canonical layout already (every torch layer)."""
-    names = tuple(prefix + role for role in roles)
-
-    def to_canonical(tensors: Mapping[str, np.ndarray]) -> Arrays:
-        return {role: tensors[prefix + role] for role in roles}
-
-    def to_native(arrays: Mapping[str, np.ndarray]) -> Arrays:
-        return {prefix + role: arrays[role] for role in roles}
-
-    return names, to_canonical, to_native
