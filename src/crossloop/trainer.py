@@ -77,7 +77,8 @@ class Trainer(TrainerState):
         self.backend = (backend if backend is not None and not isinstance(backend, str)
                         else get_backend(backend, device=device, **backend_options))
         self.seed, self.prefetch = seed, prefetch
-        self.loss = native.NativeLoss(loss) if callable(loss) else losses.get(loss)
+        native_loss = callable(loss) and not isinstance(loss, type)   # a function, not a class
+        self.loss = native.NativeLoss(loss) if native_loss else losses.get(loss)
         self.backend.seed(seed)
         if native.is_native(spec):
             self.model, self.spec, self.dtype = native.adopt_model(self.backend, spec, dtype, params)
