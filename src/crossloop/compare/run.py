@@ -65,7 +65,8 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
     report.rows += _forward_rows(report, aligned)
     spec = losses.get(loss)
     if targets is None:
-        spec, targets = losses.MSE(), np.zeros_like(t_records[-1].output)
+        output = tb.to_numpy(tb.forward(torch_model, tb.to_device(x), training=False))
+        spec, targets = losses.MSE(), np.zeros_like(output)
     y = np.asarray(targets)
     y = y.astype(dtype) if y.dtype.kind == "f" else y
     t_opt, k_opt = _optimizers(tb, kb, torch_model, keras_model, optimizer)
