@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=options.positive_int, default=10,
                         help="targets are class ids below this (cross-entropy)")
     parser.add_argument("--batch", type=options.positive_int, default=8)
-    parser.add_argument("--steps", type=int, default=0, help="training steps to compare")
+    parser.add_argument("--steps", type=_steps, default=0,
+                        help="training steps to compare (0: the forward pass and gradients)")
     parser.add_argument("--optimizer", default="adam", choices=sorted(optim.OPTIMIZERS),
                         help="crossloop's optimizer (torch's formula on both)")
     parser.add_argument("--lr", type=options.finite_float, default=1e-3)
@@ -67,6 +68,10 @@ def _weight_map(text: str) -> str | dict | None:
         raise PairingError(f"--weight-map {text}: holds a {type(mapping).__name__}, not an object "
                            "{torch layer: Keras layer}")
     return mapping
+
+
+def _steps(text: str) -> int:
+    return 0 if text.strip() == "0" else options.positive_int(text)
 
 
 def _shape(text: str) -> tuple[int, ...]:
