@@ -85,3 +85,23 @@ def test_compare_models_command(tmp_path, monkeypatch, capsys):
     assert commands.main([*argv, "--weight-map", str(tmp_path / "missing.json")]) == 2
     assert "not a readable JSON file" in capsys.readouterr().err
     assert commands.main([*argv[:2], "nowhere:torch_resnet", *argv[3:]]) == 2
+
+
+def test_functional_keras_model_needs_no_example_inputs():
+    import keras
+    import torch
+    torch.manual_seed(0)
+    t = torch.nn
+    torch_model = t.Sequential(t.Conv2d(1, 4, 3), t.ReLU(), t.Flatten(), t.Linear(144, 10)).double()
+    keras_model = keras.Sequential([keras.Input((8, 8, 1), dtype="float64"),
+                                    keras.layers.Conv2D(4, 3, dtype="float64"),
+                                    keras.layers.ReLU(dtype="float64"),
+                                    keras.layers.Flatten(dtype="float64"),
+                                    keras.layers.Dense(10, dtype="float64")])
+    pairs = transfer_weights(torch_model, keras_model)   # traced on a batch shaped like its Input
+    assert [(a.kind, b.kind) for a, b in pairs] == [("conv2d", "conv2d"), ("linear", "linear")]
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8))
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(keras_model(x.transpose(0, 2, 3, 1)).numpy(), expected,
+                               rtol=0, atol=1e-12)
