@@ -56,7 +56,8 @@ def test_backends_satisfy_protocol(backend):
 
 
 def test_import_crossloop_imports_no_framework():
-    code = ("import sys, crossloop, crossloop.data, crossloop.commands; "
+    code = ("import sys, crossloop, crossloop.data, crossloop.commands, crossloop.native, "
+            "crossloop.transfer, crossloop.compare, crossloop.commands.compare_models; "
             "crossloop.available_backends(); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'tensorflow', 'keras', 'jax')); print(bad); sys.exit(1 if bad else 0)")

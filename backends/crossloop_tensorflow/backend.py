@@ -15,9 +15,12 @@ import tensorflow as tf
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
+from crossloop.native import NativeLoss, NativeOptimizerSpec
+from crossloop.tracing import LayerRecord
 
 from . import model as model_lib
-from . import optimizers
+from . import native as native_lib
+from . import optimizers, tracing
 from .metrics import Metrics
 
 
@@ -54,7 +57,13 @@ class TensorFlowBackend(BaseBackend):
             model = model_lib.build(spec, dtype)
         return self.set_params(model, params)
 
-    def build_optimizer(self, spec: optim.Optimizer, model: keras.Model) -> NativeOptimizer:
+    def adopt_model(self, model: keras.Model) -> keras.Model:
+        return native_lib.adopt_model(model)
+
+    def build_optimizer(self, spec: optim.Optimizer | NativeOptimizerSpec,
+                        model: keras.Model) -> NativeOptimizer:
+        if isinstance(spec, NativeOptimizerSpec):
+            return native_lib.adopt_optimizer(spec, model)
         with tf.device(self._device):
             return NativeOptimizer(spec, optimizers.build(spec, model.trainable_variables))
 
@@ -69,6 +78,8 @@ class TensorFlowBackend(BaseBackend):
             return tf.convert_to_tensor(array)
 
     def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
+        if isinstance(tensor, tf.IndexedSlices):  # an Embedding's gradient: rows of a dense one
+            tensor = tf.convert_to_tensor(tensor)
         return np.array(tensor.numpy())  # a copy the caller owns
 
     def seed(self, seed: int) -> None:
@@ -78,7 +89,9 @@ class TensorFlowBackend(BaseBackend):
     def forward(self, model: keras.Model, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         return model(x, training=training)
 
-    def loss(self, spec: losses.Loss, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def loss(self, spec: losses.Loss | NativeLoss, logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        if isinstance(spec, NativeLoss):  # Keras's order: (y_true, y_pred)
+            return spec.fn(y, logits)
         if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
             return tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
@@ -95,9 +108,18 @@ class TensorFlowBackend(BaseBackend):
 
     def apply_gradients(self, optimizer: NativeOptimizer, model: keras.Model,
                         grads: list[tf.Tensor]) -> tuple[NativeOptimizer, keras.Model]:
+        # an Embedding's gradient comes as IndexedSlices: dense, as torch's (sparse=False) is
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads = optimizers.clip_by_global_norm(grads, optimizer.clip_norm)
         optimizer.native.apply_gradients(zip(grads, model.trainable_variables))
         return optimizer, model
+
+    # -- native models: layer calls, for transfer_weights and compare_models ---
+    def trace_layers(self, model: keras.Model, x: tf.Tensor,
+                     training: bool = False) -> list[LayerRecord]:
+        """One forward pass, recording each leaf layer call (``crossloop.tracing``)."""
+        with tf.device(self._device):
+            return tracing.trace_layers(model, x, training)
 
     # -- metrics (update/results/reset/sums: BaseBackend) -----------------------
     def metrics(self, grad_norm: bool = False) -> Metrics:
@@ -159,11 +181,15 @@ class TensorFlowBackend(BaseBackend):
         variable.assign(value)
 
     def _slots(self, optimizer: NativeOptimizer, model: keras.Model) -> dict[str, tf.Variable]:
-        return optimizers.get_state(optimizer.native, model_lib.param_table(model))
+        if isinstance(optimizer.spec, NativeOptimizerSpec):
+            return native_lib.get_state(optimizer, model)
+        return optimizers.get_state(optimizer.native, self._optimized_table(model))
 
     def _load_slots(self, optimizer: NativeOptimizer, model: keras.Model,
                     state: dict[str, np.ndarray], step: int) -> None:
-        optimizers.set_state(optimizer.native, model_lib.param_table(model), state, step)
+        if isinstance(optimizer.spec, NativeOptimizerSpec):
+            return native_lib.set_state(optimizer, model, state)
+        optimizers.set_state(optimizer.native, self._optimized_table(model), state, step)
 
     # -- precision --------------------------------------------------------------
     @contextlib.contextmanager

@@ -16,9 +16,12 @@ import torch.nn.functional as F
 
 from crossloop import losses, nn, optim
 from crossloop.backend import BackendError, BaseBackend, NativeOptimizer
+from crossloop.native import NativeLoss, NativeOptimizerSpec
+from crossloop.tracing import LayerRecord
 
 from . import model as model_lib
-from . import optimizers
+from . import native as native_lib
+from . import optimizers, tracing
 from .metrics import Metrics
 
 
@@ -50,7 +53,13 @@ class TorchBackend(BaseBackend):
         model = model_lib.build(spec, dtype).to(self._device)
         return self.set_params(model, params)
 
-    def build_optimizer(self, spec: optim.Optimizer, model: torch.nn.Module) -> NativeOptimizer:
+    def adopt_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return native_lib.adopt_model(model, self._device)
+
+    def build_optimizer(self, spec: optim.Optimizer | NativeOptimizerSpec,
+                        model: torch.nn.Module) -> NativeOptimizer:
+        if isinstance(spec, NativeOptimizerSpec):
+            return native_lib.adopt_optimizer(spec, model)
         return NativeOptimizer(spec, optimizers.build(spec, list(model.parameters())))
 
     def set_learning_rate(self, optimizer: NativeOptimizer, lr: float) -> NativeOptimizer:
@@ -76,7 +85,10 @@ class TorchBackend(BaseBackend):
         with torch.set_grad_enabled(training):
             return self._runnable(model)(x)
 
-    def loss(self, spec: losses.Loss, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, spec: losses.Loss | NativeLoss, logits: torch.Tensor,
+             y: torch.Tensor) -> torch.Tensor:
+        if isinstance(spec, NativeLoss):  # torch's order: (input, target)
+            return spec.fn(logits, y)
         if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         if isinstance(spec, losses.MSE):
@@ -104,6 +116,12 @@ class TorchBackend(BaseBackend):
         optimizer.native.zero_grad(set_to_none=True)
         return optimizer, model
 
+    # -- native models: layer calls, for transfer_weights and compare_models ---
+    def trace_layers(self, model: torch.nn.Module, x: torch.Tensor,
+                     training: bool = False) -> list[LayerRecord]:
+        """One forward pass, recording each leaf layer call (``crossloop.tracing``)."""
+        return tracing.trace_layers(model, x, training)
+
     # -- metrics (update/results/reset/sums: BaseBackend) -----------------------
     def metrics(self, grad_norm: bool = False) -> Metrics:
         return Metrics(self._device, grad_norm)
@@ -128,11 +146,15 @@ class TorchBackend(BaseBackend):
             tensor.copy_(torch.from_numpy(value))
 
     def _slots(self, optimizer: NativeOptimizer, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return optimizers.get_state(optimizer, model_lib.param_table(model))
+        if isinstance(optimizer.spec, NativeOptimizerSpec):
+            return native_lib.get_state(optimizer, model)
+        return optimizers.get_state(optimizer, self._optimized_table(model))
 
     def _load_slots(self, optimizer: NativeOptimizer, model: torch.nn.Module,
                     state: dict[str, np.ndarray], step: int) -> None:
-        optimizers.set_state(optimizer, model_lib.param_table(model),
+        if isinstance(optimizer.spec, NativeOptimizerSpec):
+            return native_lib.set_state(optimizer, model, state)
+        optimizers.set_state(optimizer, self._optimized_table(model),
                              {key: torch.from_numpy(value) for key, value in state.items()}, step)
 
     def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:

@@ -25,6 +25,7 @@ _EXPORTS = {
     "NonFiniteError": "callbacks", "NonFiniteGuard": "callbacks",
     "Interrupted": "trainer", "Trainer": "trainer", "fit": "trainer",
     "load_params": "weights", "save_params": "weights",
+    "PairingError": "transfer", "transfer_weights": "transfer", "compare_models": "compare",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -61,6 +61,7 @@ class Backend(Protocol):
     # -- set-up ---------------------------------------------------------------
     def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
                     dtype: str = "float32") -> Any: ...
+    def adopt_model(self, model: Any) -> Any: ...  # a user's native model, on the device
     def get_params(self, model: Any) -> Params: ...
     def set_params(self, model: Any, params: Mapping[str, np.ndarray]) -> Any: ...
     def build_optimizer(self, spec: optim.Optimizer, model: Any) -> Any: ...
@@ -146,7 +147,7 @@ class BaseBackend:
         nn.check_params(shapes, dict(params))
         for name, tensor in table:
             value = self._to_native(name, model, np.asarray(params[name]))
-            self._assign(tensor, np.ascontiguousarray(value))
+            self._assign(tensor, np.require(value, requirements="C"))
         return model
 
     def canonical_gradients(self, model: Any, grads: Any) -> Params:
@@ -159,10 +160,16 @@ class BaseBackend:
 
     def set_optimizer_state(self, optimizer: NativeOptimizer, model: Any,
                             state: Mapping[str, np.ndarray], step: int) -> NativeOptimizer:
-        native = {key: np.ascontiguousarray(self._to_native(_owner(key), model, np.asarray(v)))
+        native = {key: np.require(self._to_native(_owner(key), model, np.asarray(v)), requirements="C")
                   for key, v in state.items()}
         self._load_slots(optimizer, model, native, step)
         return optimizer
+
+    def _optimized_table(self, model: Any) -> list[tuple[str, Any]]:
+        """``_param_table`` without the tensors the optimizer does not update (a native
+        model's buffers and non-trainable variables)."""
+        trainable = set(self._trainable_names(model))
+        return [(name, tensor) for name, tensor in self._param_table(model) if name in trainable]
 
     # -- metrics ----------------------------------------------------------------
     def update_metrics(self, metrics: Any, loss: Any, logits: Any, y: Any) -> Any:

@@ -116,3 +116,11 @@ def _what(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)}"
     return "None" if value is None else f"a {type(value).__module__}.{type(value).__name__}"
+
+
+def native_model(reference: str, what: str, **offered: Any) -> Any:
+    """The model a ``package.module:function`` builds, called with the ``offered``
+    keywords it declares (``dtype``): how ``crossloop compare-models`` gets its models."""
+    if ":" not in reference:
+        raise ResolveError(f"{what} {reference!r} is not package.module:function")
+    return _call(_import(reference, what), reference, what, offered)

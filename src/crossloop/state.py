@@ -54,17 +54,22 @@ def check_state(state: Mapping[str, Any]) -> None:
     _check_history(state)
     _check_metrics(state)
     _check_data(state)
+    native = bool(state["spec"].get("native"))
     for section in SECTIONS:
-        _check_tensors(section, _field(state, section, Mapping), dtype)
+        _check_tensors(section, _field(state, section, Mapping), dtype, native)
     if not state["model"]:
         raise StateError("model holds no tensors")
     _check_slots(state)
 
 
 def check_optimizer(state: Mapping[str, Any], kind: str, slots: Mapping[str, Any]) -> None:
-    """Refuse a state whose optimizer is not of type ``kind`` with these ``slots``."""
+    """Refuse a state whose optimizer is not of type ``kind`` with these ``slots``.
+
+    A native torch optimizer holds no slots until its first step, so an empty
+    ``slots`` of a native optimizer accepts the saved ones."""
     saved = state["optimizer_spec"]["type"]
-    if saved != kind or set(state["optimizer"]) != set(slots):
+    fresh_native = not slots and state["optimizer_spec"].get("native")
+    if saved != kind or (set(state["optimizer"]) != set(slots) and not fresh_native):
         raise StateError(f"the state's optimizer is {saved} with {len(state['optimizer'])} state "
                          f"tensors, this trainer's is {kind} with {len(slots)}: load with "
                          "reset_optimizer=True to start the optimizer afresh")
@@ -166,14 +171,18 @@ def _check_data(state: Mapping[str, Any]) -> None:
                          f"{expected})")
 
 
-def _check_tensors(section: str, tensors: Mapping[str, Any], dtype: str) -> None:
+def _check_tensors(section: str, tensors: Mapping[str, Any], dtype: str, native: bool) -> None:
+    """Canonical tensors are floats of the state's dtype; a native model's keep their own
+    dtypes (a float32 Adam step in a float64 model, integer counters and seeds)."""
     for name, value in tensors.items():
         if not isinstance(value, np.ndarray):
             raise StateError(f"{section} tensor {name!r} is a {type(value).__name__}, not an array")
-        if value.dtype != np.dtype(dtype):
+        if native and value.dtype.kind not in "iuf":
+            raise StateError(f"{section} tensor {name!r} has dtype {value.dtype}, not a number")
+        if not native and value.dtype != np.dtype(dtype):
             raise StateError(f"{section} tensor {name!r} has dtype {value.dtype}; the state's "
                              f"dtype is {dtype}")
-        if not np.isfinite(value).all():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise StateError(f"{section} tensor {name!r} holds NaN or infinite values")
 
 
@@ -256,13 +265,14 @@ class TrainerState:
                              f"{state['spec'].get('layers')} vs {self.spec.describe()['layers']}")
         b = self.backend
         if not reset_optimizer:
-            check_optimizer(state, type(self.optimizer_spec).__name__,
+            check_optimizer(state, self.optimizer_spec.describe()["type"],
                             b.get_optimizer_state(self.optimizer, self.model))
-        self.model = b.set_params(self.model, _cast(state["model"], self.dtype))
+        # a native run's tensors keep their own dtypes; the backend assigns them as they are
+        dtype = None if state["spec"].get("native") else self.dtype
+        self.model = b.set_params(self.model, _cast(state["model"], dtype))
         if not reset_optimizer:
             self.optimizer = b.set_optimizer_state(self.optimizer, self.model,
-                                                   _cast(state["optimizer"], self.dtype),
-                                                   state["step"])
+                                                   _cast(state["optimizer"], dtype), state["step"])
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.history = [dict(h) for h in state["history"]]
         self.settings = dict(state.get("settings") or {})
@@ -284,5 +294,7 @@ class TrainerState:
         self._batches_per_epoch = batches
 
 
-def _cast(tensors: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarray]:
-    return {name: np.asarray(value).astype(dtype, copy=False) for name, value in tensors.items()}
+def _cast(tensors: Mapping[str, np.ndarray], dtype: str | None) -> dict[str, np.ndarray]:
+    """The tensors cast to ``dtype`` (None: as they are)."""
+    return {name: np.asarray(value).astype(dtype or value.dtype, copy=False)
+            for name, value in tensors.items()}

@@ -38,7 +38,7 @@ def write(path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray],
     """Write ``tensors`` and the JSON ``document`` to ``path`` atomically; return the path."""
     path = Path(path)
     data = _safetensors().numpy.save(
-        {name: np.ascontiguousarray(value) for name, value in tensors.items()},
+        {name: np.require(value, requirements="C") for name, value in tensors.items()},
         metadata={KEY: json.dumps(document, allow_nan=True)})
     atomic_write(path, lambda f: f.write(data))
     return path

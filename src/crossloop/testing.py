@@ -59,3 +59,19 @@ def synthetic_batches(count: int, input_shape: tuple[int, int, int] = (1, 12, 12
             x[i, :, r * h // 2:(r + 1) * h // 2, q * w // 2:(q + 1) * w // 2] += 1 + label / num_classes
         out.append((x, y))
     return out
+
+
+def assert_models_agree(torch_model: Any, keras_model: Any, inputs: np.ndarray,
+                        targets: np.ndarray | None = None, **options: Any) -> Any:
+    """Fail the test, naming the first layer (or training step and tensor) where a
+    torch model and its Keras port part and the likely cause, unless they agree.
+
+    Takes the arguments of :func:`crossloop.compare.compare_models` (weights are
+    transferred from the torch model first unless ``weight_map=None``); returns
+    the report so a test can check more.
+    """
+    from .compare import compare_models
+    report = compare_models(torch_model, keras_model, inputs, targets, **options)
+    if not report.passed:
+        raise AssertionError(f"{report.summary()}\n{report.table(max_rows=40)}")
+    return report

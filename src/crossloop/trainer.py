@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import losses, metrics, nn
+from . import losses, metrics, native, nn
 from . import optim as optim_lib
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
@@ -52,6 +52,10 @@ class Interrupted(KeyboardInterrupt):
 class Trainer(TrainerState):
     """One training run: the model spec built on a backend, its optimizer and position.
 
+    In place of a spec, ``spec`` may be a native ``torch.nn.Module`` or
+    ``keras.Model`` (:mod:`crossloop.native`): the backend follows from its type,
+    ``dtype`` from its parameters, and ``optimizer`` may be a crossloop spec or
+    the framework's optimizer instance; ``loss`` may be a native loss callable.
     ``backend`` is a name (``"torch"``, ``"tensorflow"``; default from
     ``$CROSSLOOP_BACKEND``) or a backend object from :func:`crossloop.get_backend`.
     Initial parameters are drawn by crossloop from ``seed`` unless ``params``
@@ -61,30 +65,37 @@ class Trainer(TrainerState):
     ``prefetch`` is how many batches are made ahead in a background thread (0: none).
     """
 
-    def __init__(self, spec: nn.Sequential, optimizer: optim_lib.Optimizer, *,
+    def __init__(self, spec: nn.Sequential | Any, optimizer: optim_lib.Optimizer | Any, *,
                  backend: str | Backend | None = None, device: str = "auto",
-                 loss: str | losses.Loss = "cross_entropy", dtype: str = "float32",
+                 loss: str | losses.Loss | Any = "cross_entropy", dtype: str | None = None,
                  seed: int = 0, init: str = "torch",
                  params: Mapping[str, np.ndarray] | None = None,
                  callbacks: Iterable[Callback] = (), track_grad_norm: bool = False,
                  prefetch: int = 2, **backend_options: Any):
+        if backend is None and native.is_native(spec):
+            backend = native.framework_of(spec)
         self.backend = (backend if backend is not None and not isinstance(backend, str)
                         else get_backend(backend, device=device, **backend_options))
-        self.spec, self.dtype, self.seed, self.prefetch = spec, dtype, seed, prefetch
-        self.optimizer_spec = optimizer
-        self.loss = losses.get(loss)
+        self.seed, self.prefetch = seed, prefetch
+        native_loss = callable(loss) and not isinstance(loss, type)   # a function, not a class
+        self.loss = native.NativeLoss(loss) if native_loss else losses.get(loss)
         self.backend.seed(seed)
-        if params is None:
-            params = nn.init_params(spec, seed, init=init, dtype=dtype)
-        self.model = self.backend.build_model(spec, params, dtype)
-        self.optimizer = self.backend.build_optimizer(optimizer, self.model)
+        if native.is_native(spec):
+            self.model, self.spec, self.dtype = native.adopt_model(self.backend, spec, dtype, params)
+        else:
+            self.spec, self.dtype = spec, dtype or "float32"
+            if params is None:
+                params = nn.init_params(spec, seed, init=init, dtype=self.dtype)
+            self.model = self.backend.build_model(spec, params, self.dtype)
+        self.optimizer_spec = native.optimizer_spec(self.backend, optimizer)
+        self.optimizer = self.backend.build_optimizer(self.optimizer_spec, self.model)
         self.train_metrics = self.backend.metrics(grad_norm=track_grad_norm)
         self.eval_metrics = self.backend.metrics()
         self.callbacks = list(callbacks)
         self.step = 0          # optimizer steps taken
         self.epoch = 0         # epochs completed
         self.batch = 0         # batches done in the current epoch
-        self.lr = optimizer.lr(0)
+        self.lr = self.optimizer_spec.lr(0)
         self.history: list[dict[str, float]] = []
         # JSON-able settings of the run this trainer belongs to, kept in its state
         # (crossloop train stores its Experiment here, so a resume can compare)
@@ -219,9 +230,11 @@ class Trainer(TrainerState):
     def check_data(self, data: Any) -> None:
         """Raise ValueError naming the mismatch unless ``data`` fits this run's model and
         loss, where it says what its samples look like (crossloop Batches do)."""
+        if not isinstance(self.spec, nn.Sequential):  # a native model: its framework checks
+            return
         if hasattr(data, "input_shape"):
             nn.check_inputs(self.spec, data.input_shape, data.input_dtype, self.dtype)
-        if hasattr(data, "target_shape"):
+        if hasattr(data, "target_shape") and not isinstance(self.loss, native.NativeLoss):
             losses.check_targets(self.loss, self.spec.shapes()[-1], data.target_shape,
                                  data.target_dtype)
 

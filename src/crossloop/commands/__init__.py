@@ -21,19 +21,20 @@ from typing import NoReturn
 
 from ..errors import InputError
 
-# command -> one-line help; the module is crossloop.commands.<command>
+# command -> one-line help; the module is crossloop.commands.<command, '-' as '_'>
 COMMANDS = {
     "train": "train a model from flags or a TOML/JSON config",
     "parity": "train on two backends step by step and show where they part",
     "compare": "plot two or more runs on one figure",
     "explain": "show what each backend calls in every loop phase, side by side",
     "export": "write a model as a plain PyTorch module file and a plain Keras model file",
+    "compare-models": "compare a torch model and its Keras port layer by layer, step by step",
 }
 
 EXIT_CODES = """exit codes:
   0    success
-  1    the thing the command measures failed (parity over tolerance; training
-       stopped by the non-finite guard)
+  1    the thing the command measures failed (parity over tolerance; two models
+       that disagree; training stopped by the non-finite guard)
   2    bad input: a setting, config file, data, checkpoint or run folder, or the
        environment (a missing framework or GPU); one line says what and the fix
   70   internal error: a bug in crossloop (the traceback is printed)
@@ -53,7 +54,7 @@ class Parser(argparse.ArgumentParser):
 
 def _usage() -> str:
     lines = ["usage: crossloop <command> [options]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, help_ in COMMANDS.items()]
+    lines += [f"  {name:<15} {help_}" for name, help_ in COMMANDS.items()]
     lines += ["", "Run 'crossloop <command> --help' for a command's options.", "", EXIT_CODES]
     return "\n".join(lines)
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crossloop: error: unknown command {name!r}; choose one of "
               f"{', '.join(COMMANDS)} (see crossloop --help)", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"{__name__}.{name}")
+    module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
     parser = Parser(prog=f"crossloop {name}", description=COMMANDS[name], epilog=EXIT_CODES,
                     formatter_class=_Formatter)
     parser.add_argument("--debug", action="store_true",
