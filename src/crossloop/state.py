@@ -189,8 +189,11 @@ def _check_tensors(section: str, tensors: Mapping[str, Any], dtype: str, native:
 def _check_slots(state: Mapping[str, Any]) -> None:
     """Each optimizer tensor is ``"<model tensor>.<slot>"``, a slot the saved optimizer
     keeps (torch's names), of its parameter's shape; sums of squares are >= 0 (a
-    negative one would make the next update's sqrt NaN)."""
+    negative one would make the next update's sqrt NaN). A native optimizer's state
+    keeps the framework's own names and is checked by its backend when loaded."""
     kind = state["optimizer_spec"]["type"]
+    if state["optimizer_spec"].get("native"):
+        return
     if kind not in optim.BY_TYPE:
         raise StateError(f"optimizer_spec type {kind!r} is not one of "
                          f"{', '.join(optim.BY_TYPE)}")
