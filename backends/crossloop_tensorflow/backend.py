@@ -91,7 +91,10 @@ class TensorFlowBackend(BaseBackend):
         with tf.GradientTape() as tape:
             logits = self.forward(model, x, training=True)
             value = self.loss(loss, logits, y)
-        return value, logits, tape.gradient(value, model.trainable_variables)
+        grads = tape.gradient(value, model.trainable_variables)
+        # An embedding's gradient comes as IndexedSlices (rows looked up); crossloop's
+        # phases (clipping, the update, canonical gradients) take dense tensors, as torch's.
+        return value, logits, [tf.convert_to_tensor(g) for g in grads]
 
     def apply_gradients(self, optimizer: NativeOptimizer, model: keras.Model,
                         grads: list[tf.Tensor]) -> tuple[NativeOptimizer, keras.Model]:
@@ -159,11 +162,11 @@ class TensorFlowBackend(BaseBackend):
         variable.assign(value)
 
     def _slots(self, optimizer: NativeOptimizer, model: keras.Model) -> dict[str, tf.Variable]:
-        return optimizers.get_state(optimizer.native, model_lib.param_table(model))
+        return optimizers.get_state(optimizer.native, model_lib.trainable_table(model))
 
     def _load_slots(self, optimizer: NativeOptimizer, model: keras.Model,
                     state: dict[str, np.ndarray], step: int) -> None:
-        optimizers.set_state(optimizer.native, model_lib.param_table(model), state, step)
+        optimizers.set_state(optimizer.native, model_lib.trainable_table(model), state, step)
 
     # -- precision --------------------------------------------------------------
     @contextlib.contextmanager

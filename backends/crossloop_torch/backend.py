@@ -128,11 +128,11 @@ class TorchBackend(BaseBackend):
             tensor.copy_(torch.from_numpy(value))
 
     def _slots(self, optimizer: NativeOptimizer, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return optimizers.get_state(optimizer, model_lib.param_table(model))
+        return optimizers.get_state(optimizer, model_lib.trainable_table(model))
 
     def _load_slots(self, optimizer: NativeOptimizer, model: torch.nn.Module,
                     state: dict[str, np.ndarray], step: int) -> None:
-        optimizers.set_state(optimizer, model_lib.param_table(model),
+        optimizers.set_state(optimizer, model_lib.trainable_table(model),
                              {key: torch.from_numpy(value) for key, value in state.items()}, step)
 
     def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:
