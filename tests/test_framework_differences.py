@@ -60,13 +60,11 @@ def keras_steps(opt, grads, lrs=None, p0=0.0) -> np.ndarray:
 
 
 def native_params(pair, spec, params):
-    """Each backend's native tensors (torch's state dict, Keras's layer variables)."""
+    """Each backend's native tensors (torch's state dict, Keras's variables by canonical name)."""
     torch_model = pair[0].build_model(spec, params, "float64")
     tf_model = pair[1].build_model(spec, params, "float64")
     return ({k: v.detach().numpy() for k, v in torch_model.state_dict().items()},
-            {f"{i}.{kind}": getattr(tf_model.get_layer(f"l{i}"), attr).numpy()
-             for i, layer in enumerate(spec.layers) if isinstance(layer, (nn.Conv2d, nn.Linear))
-             for kind, attr in (("weight", "kernel"), ("bias", "bias"))})
+            {name: variable.numpy() for name, (variable, _) in tf_model.crossloop_table.items()})
 
 
 # -- 1. initialisation ------------------------------------------------------------

@@ -14,7 +14,8 @@ model's tensors are its trainable parameters and its non-trainable state
 (:meth:`Sequential.buffers`); both travel together under these names.
 """
 
-from .containers import Layer, Residual, Sequential, children, count_params, output_shape
+from .containers import (Layer, Residual, Sequential, children, count_params, output_shape,
+                         without_dropout)
 from .init import DTYPES, INITS, check_inputs, check_params, init_params
 from .layers import (ELEMENTWISE, GELU, LEAVES, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d,
                      Dropout, Embedding, Flatten, GlobalAvgPool2d, LayerNorm, Linear, MaxPool2d,
@@ -29,4 +30,5 @@ __all__ = [
     "SelfAttention", "Sequential", "Shape", "SiLU", "Sigmoid", "Tanh", "Tensor", "check_inputs",
     "check_params", "children", "conv1", "count_params", "init_params", "keras_mnist_convnet",
     "lenet5", "linear", "mlp", "output_shape", "preset", "pytorch_mnist", "resnet20", "tiny_gpt",
+    "without_dropout",
 ]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Union
 
-from .layers import ELEMENTWISE, LEAVES, Flatten, Linear, Shape, Tensor
+from .layers import ELEMENTWISE, LEAVES, Dropout, Flatten, Linear, Shape, Tensor
 
 Layer = Union["Sequential", "Residual", *LEAVES]
 
@@ -216,3 +216,14 @@ def count_params(spec: Sequential, trainable_only: bool = True) -> int:
     """How many numbers the model has (trainable parameters only, by default)."""
     return sum(math.prod(t.shape) for t in spec.tensors().values()
                if t.trainable or not trainable_only)
+
+
+def without_dropout(layer: Any) -> Any:
+    """The same model (names, tensors) with every Dropout at p=0: dropout masks come
+    from each framework's own RNG, so parity runs need it off."""
+    if isinstance(layer, Sequential):
+        return replace(layer, layers=tuple(without_dropout(c) for c in layer.layers))
+    if isinstance(layer, Residual):
+        return Residual(*(None if c is None else without_dropout(c)
+                          for c in (layer.body, layer.shortcut, layer.activation)))
+    return Dropout(0.0) if isinstance(layer, Dropout) else layer

@@ -44,22 +44,21 @@ def lenet5(num_classes: int = 10) -> Sequential:
     ), name="lenet5")
 
 
-def pytorch_mnist(num_classes: int = 10, dropout: bool = True) -> Sequential:
+def pytorch_mnist(num_classes: int = 10) -> Sequential:
     """The model of PyTorch's examples/mnist: conv 32 and 64 (3x3), max-pool 2, dropout
-    0.25, fc 9216-128, dropout 0.5, fc 128-10 (``dropout=False``: p=0, for parity runs)."""
-    p1, p2 = (0.25, 0.5) if dropout else (0.0, 0.0)
+    0.25, fc 9216-128, dropout 0.5, fc 128-10."""
     return Sequential({"conv1": Conv2d(1, 32, 3), "relu1": ReLU(), "conv2": Conv2d(32, 64, 3),
-                       "relu2": ReLU(), "pool": MaxPool2d(2), "dropout1": Dropout(p1),
+                       "relu2": ReLU(), "pool": MaxPool2d(2), "dropout1": Dropout(0.25),
                        "flatten": Flatten(), "fc1": Linear(9216, 128), "relu3": ReLU(),
-                       "dropout2": Dropout(p2), "fc2": Linear(128, num_classes)},
+                       "dropout2": Dropout(0.5), "fc2": Linear(128, num_classes)},
                       name="pytorch-mnist")
 
 
-def keras_mnist_convnet(num_classes: int = 10, dropout: bool = True) -> Sequential:
+def keras_mnist_convnet(num_classes: int = 10) -> Sequential:
     """The Keras "Simple MNIST convnet" example: conv 32 3x3, max-pool 2, conv 64 3x3,
     max-pool 2, flatten, dropout 0.5, dense 10."""
     return Sequential((Conv2d(1, 32, 3), ReLU(), MaxPool2d(2), Conv2d(32, 64, 3), ReLU(),
-                       MaxPool2d(2), Flatten(), Dropout(0.5 if dropout else 0.0),
+                       MaxPool2d(2), Flatten(), Dropout(0.5),
                        Linear(1600, num_classes)), name="keras-mnist-convnet")
 
 
