@@ -18,7 +18,6 @@ from crossloop import nn
 
 from .layers import Embedding, GlobalAvgPool2d, PositionalEmbedding, Residual, SelfAttention
 
-
 _SIMPLE = {nn.ReLU: tnn.ReLU, nn.Tanh: tnn.Tanh, nn.Sigmoid: tnn.Sigmoid, nn.SiLU: tnn.SiLU,
            nn.Flatten: tnn.Flatten, nn.GlobalAvgPool2d: GlobalAvgPool2d}
 

@@ -14,14 +14,45 @@ model's tensors are its trainable parameters and its non-trainable state
 (:meth:`Sequential.buffers`); both travel together under these names.
 """
 
-from .containers import (Layer, Residual, Sequential, children, count_params, output_shape,
-                         without_dropout)
+from .containers import Layer, Residual, Sequential, children, count_params, output_shape, without_dropout
 from .init import DTYPES, INITS, check_inputs, check_params, init_params
-from .layers import (ELEMENTWISE, GELU, LEAVES, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d,
-                     Dropout, Embedding, Flatten, GlobalAvgPool2d, LayerNorm, Linear, MaxPool2d,
-                     PositionalEmbedding, ReLU, SelfAttention, Shape, SiLU, Sigmoid, Tanh, Tensor)
-from .presets import (PRESETS, RECIPES, conv1, keras_mnist_convnet, lenet5, linear, mlp, preset,
-                      pytorch_mnist, resnet20, tiny_gpt)
+from .layers import (
+                         ELEMENTWISE,
+                         GELU,
+                         LEAVES,
+                         AvgPool2d,
+                         BatchNorm1d,
+                         BatchNorm2d,
+                         Conv2d,
+                         Dropout,
+                         Embedding,
+                         Flatten,
+                         GlobalAvgPool2d,
+                         LayerNorm,
+                         Linear,
+                         MaxPool2d,
+                         PositionalEmbedding,
+                         ReLU,
+                         SelfAttention,
+                         Shape,
+                         Sigmoid,
+                         SiLU,
+                         Tanh,
+                         Tensor,
+)
+from .presets import (
+                         PRESETS,
+                         RECIPES,
+                         conv1,
+                         keras_mnist_convnet,
+                         lenet5,
+                         linear,
+                         mlp,
+                         preset,
+                         pytorch_mnist,
+                         resnet20,
+                         tiny_gpt,
+)
 
 __all__ = [
     "DTYPES", "ELEMENTWISE", "GELU", "INITS", "LEAVES", "PRESETS", "RECIPES", "AvgPool2d",

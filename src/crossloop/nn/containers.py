@@ -16,9 +16,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Union
 
-from .layers import ELEMENTWISE, LEAVES, Dropout, Flatten, Linear, Shape, Tensor
+from .layers import ELEMENTWISE, LEAVES, Dropout, Flatten, Leaf, Linear, Shape, Tensor
 
-Layer = Union["Sequential", "Residual", *LEAVES]
+Layer = Union["Sequential", "Residual", Leaf]
 
 
 def _children_of(layers: Any) -> tuple[tuple[Any, ...], tuple[str, ...]]:

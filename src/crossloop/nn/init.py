@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .containers import Sequential
-from .layers import Conv2d, Dropout, Embedding, Flatten, Linear, MaxPool2d, AvgPool2d, Shape
+from .layers import AvgPool2d, Conv2d, Dropout, Embedding, Flatten, Linear, MaxPool2d, Shape
 
 INITS = ("torch", "glorot")
 DTYPES = ("float32", "float64")

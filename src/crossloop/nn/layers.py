@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import get_args
 
 Shape = tuple[int, ...]
 INIT_RULES = ("weight", "bias", "xavier", "zeros", "ones", "embedding")
@@ -296,7 +297,8 @@ class SelfAttention:
                 "out_proj.bias": Tensor((e,), "zeros")}
 
 
-LEAVES = (Conv2d, Linear, ReLU, Tanh, Sigmoid, SiLU, GELU, Dropout, MaxPool2d, AvgPool2d,
-          GlobalAvgPool2d, Flatten, BatchNorm1d, BatchNorm2d, LayerNorm, Embedding,
-          PositionalEmbedding, SelfAttention)
+Leaf = (Conv2d | Linear | ReLU | Tanh | Sigmoid | SiLU | GELU | Dropout | MaxPool2d | AvgPool2d
+        | GlobalAvgPool2d | Flatten | BatchNorm1d | BatchNorm2d | LayerNorm | Embedding
+        | PositionalEmbedding | SelfAttention)
+LEAVES = get_args(Leaf)
 ELEMENTWISE = (ReLU, Tanh, Sigmoid, SiLU, GELU, Dropout)

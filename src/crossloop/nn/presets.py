@@ -11,8 +11,22 @@ import math
 from typing import Any, Callable
 
 from .containers import Residual, Sequential
-from .layers import (GELU, BatchNorm2d, Conv2d, Dropout, Embedding, Flatten, GlobalAvgPool2d,
-                     LayerNorm, Linear, MaxPool2d, PositionalEmbedding, ReLU, SelfAttention, Shape)
+from .layers import (
+    GELU,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAvgPool2d,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    PositionalEmbedding,
+    ReLU,
+    SelfAttention,
+    Shape,
+)
 
 
 def mlp(hidden: int = 128, num_classes: int = 10, input_shape: Shape = (1, 28, 28)) -> Sequential:
