@@ -131,7 +131,8 @@ class Experiment:
         "only)", parse=int)
     monitor: str | None = _option(
         "output", None, "epoch metric that picks checkpoints/best and that early stopping "
-        "watches (default: test_accuracy, or test_loss with a float-target loss)", parse=str, choices=MONITORS)
+        "watches (default: test_accuracy, or test_loss with a float-target loss)", parse=str,
+        choices=MONITORS)
     early_stopping: int | None = _option(
         "output", None, "stop after this many epochs without improvement of --monitor "
         "(default: off)", parse=int)
