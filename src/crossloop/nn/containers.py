@@ -196,6 +196,11 @@ def _tensors(layer: Any, path: str) -> Iterator[tuple[str, Tensor]]:
         yield from _tensors(child, _join(path, name))
 
 
+# Fields added after files were saved with the spec's description, at their default:
+# left out of the description, so those files still match the same model.
+_LATER = {("bias", True)}
+
+
 def _describe(layer: Any) -> dict:
     if isinstance(layer, Sequential):
         return {"type": "Sequential", "layers": _describe_children(layer)}
@@ -203,7 +208,8 @@ def _describe(layer: Any) -> dict:
         return {"type": "Residual", "body": _describe_children(layer.body),
                 **{k: None if v is None else _describe(v)
                    for k, v in (("shortcut", layer.shortcut), ("activation", layer.activation))}}
-    return {"type": type(layer).__name__, **{f.name: getattr(layer, f.name) for f in fields(layer)}}
+    return {"type": type(layer).__name__, **{f.name: getattr(layer, f.name) for f in fields(layer)
+                                             if (f.name, getattr(layer, f.name)) not in _LATER}}
 
 
 def _describe_children(seq: Sequential) -> list[dict]:
