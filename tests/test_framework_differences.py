@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -482,3 +484,12 @@ def test_gelu_constants_precision(pair):
     for approximate in ("none", "tanh"):
         spec = sequence_spec(nn.GELU(approximate))
         assert_parity(spec, optim.SGD(0.5), token_batches(STEPS), steps=STEPS)
+
+
+def test_every_documented_row_names_a_test_here():
+    doc = (Path(__file__).parent.parent / "docs" / "framework-differences.md").read_text()
+    rows = [line for line in doc.splitlines() if re.match(r"\| \d+ \|", line)]
+    named = [re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[1]) for row in rows]
+    assert len(rows) >= 25 and all(named)
+    missing = [name for names in named for name in names if name not in globals()]
+    assert not missing, f"rows name tests that do not exist: {missing}"
