@@ -78,6 +78,12 @@ CASES = {
     "linear_sequence": (nn.Linear(4, 3), (5, 4), lambda x, p, t: x @ p["weight"].T + p["bias"]),
     "linear_image_last_axis": (nn.Linear(6, 3, bias=False), (2, 5, 6),
                                lambda x, p, t: x @ p["weight"].T),
+    "relu": (nn.ReLU(), (7,), lambda x, p, t: np.maximum(x, 0)),
+    "dropout_p0": (nn.Dropout(0.0), (7,), lambda x, p, t: x),
+    "maxpool": (nn.MaxPool2d(2), (2, 6, 6),
+                lambda x, p, t: x.reshape(4, 2, 3, 2, 3, 2).max((3, 5))),
+    "avgpool_stride1": (nn.AvgPool2d(2, 1), (2, 3, 3), lambda x, p, t: (
+        x[:, :, :-1, :-1] + x[:, :, 1:, :-1] + x[:, :, :-1, 1:] + x[:, :, 1:, 1:]) / 4),
     "tanh": (nn.Tanh(), (7,), lambda x, p, t: np.tanh(x)),
     "sigmoid": (nn.Sigmoid(), (7,), lambda x, p, t: 1 / (1 + np.exp(-x))),
     "silu": (nn.SiLU(), (7,), lambda x, p, t: x / (1 + np.exp(-x))),
@@ -101,6 +107,12 @@ CASES = {
 
 def _model(layer, shape):
     return nn.Sequential({"layer": layer}, input_shape=shape, name="one")
+
+
+def test_every_layer_has_a_case():
+    """Flatten's contract (canonical C, H, W order) holds through the Linear it feeds:
+    tests/test_framework_differences.py::test_flatten_order_chw_vs_hwc."""
+    assert {type(layer) for layer, _, _ in CASES.values()} | {nn.Flatten} == set(nn.LEAVES)
 
 
 def _inputs(layer, shape, n=4):
