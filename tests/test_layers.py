@@ -84,6 +84,7 @@ CASES = {
                 lambda x, p, t: x.reshape(4, 2, 3, 2, 3, 2).max((3, 5))),
     "avgpool_stride1": (nn.AvgPool2d(2, 1), (2, 3, 3), lambda x, p, t: (
         x[:, :, :-1, :-1] + x[:, :, 1:, :-1] + x[:, :, :-1, 1:] + x[:, :, 1:, 1:]) / 4),
+    "flatten_image": (nn.Flatten(), (2, 3, 4), lambda x, p, t: x.reshape(len(x), -1)),
     "tanh": (nn.Tanh(), (7,), lambda x, p, t: np.tanh(x)),
     "sigmoid": (nn.Sigmoid(), (7,), lambda x, p, t: 1 / (1 + np.exp(-x))),
     "silu": (nn.SiLU(), (7,), lambda x, p, t: x / (1 + np.exp(-x))),
@@ -110,9 +111,21 @@ def _model(layer, shape):
 
 
 def test_every_layer_has_a_case():
-    """Flatten's contract (canonical C, H, W order) holds through the Linear it feeds:
-    tests/test_framework_differences.py::test_flatten_order_chw_vs_hwc."""
-    assert {type(layer) for layer, _, _ in CASES.values()} | {nn.Flatten} == set(nn.LEAVES)
+    assert {type(layer) for layer, _, _ in CASES.values()} == set(nn.LEAVES)
+
+
+def test_flatten_keeps_chw_order_through_a_batchnorm(backend):
+    """A Flatten feeding a Dense directly is handled by permuting the Dense's rows;
+    through a BatchNorm1d the flattened vector itself must be in (C, H, W) order."""
+    spec = nn.Sequential((nn.Flatten(), nn.BatchNorm1d(24), nn.Linear(24, 3)), input_shape=(2, 3, 4))
+    assert spec.flatten_pairs() == []
+    params = _random_params(spec)
+    x = _inputs(None, (2, 3, 4))
+    local = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("1.")}
+    expected = _batchnorm(x.reshape(4, -1), local, False)[0] @ params["2.weight"].T + params["2.bias"]
+    model = backend.build_model(spec, params, "float64")
+    out = backend.to_numpy(backend.forward(model, backend.to_device(x)))
+    np.testing.assert_allclose(out, expected, rtol=0, atol=TOL)
 
 
 def _inputs(layer, shape, n=4):

@@ -53,6 +53,14 @@ class LastAxis(keras.layers.Layer):
         return tf.transpose(self.inner(tf.transpose(x, (0, 3, 1, 2))), (0, 2, 3, 1))
 
 
+class FlattenCHW(keras.layers.Layer):
+    """Flatten an NHWC activation in canonical (C, H, W) order: for a Flatten whose
+    vector does not go straight into a Dense (those permute the Dense's rows instead)."""
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(tf.transpose(x, (0, 3, 1, 2)), (tf.shape(x)[0], -1))
+
+
 class BatchNorm(keras.layers.Layer):
     """torch's BatchNorm: normalise with the biased batch variance while training and
     update ``running = (1 - momentum) * running + momentum * batch`` with the

@@ -93,7 +93,9 @@ def _build(layer: object, path: str, shapes: dict, owners: dict, kw: dict) -> ke
         extra = [None if c is None else sub(c, n)
                  for n, c in (("shortcut", layer.shortcut), ("activation", layer.activation))]
         return tf_layers.Residual(body, *extra, dtype=kw["dtype"])
-    built, owner = _leaf(layer, shapes[path], kw)
+    if isinstance(layer, nn.Flatten) and len(shapes[path]) == 3 and path not in kw["permuted"]:
+        return tf_layers.FlattenCHW(dtype=kw["dtype"])
+    built, owner = _leaf(layer, shapes[path], {"dtype": kw["dtype"]})
     owners[path] = (layer, owner)
     return built
 
@@ -106,7 +108,9 @@ def build(spec: nn.Sequential, dtype: str) -> keras.Model:
     tokens = isinstance(spec.leaves()[0][1], nn.Embedding)
     inputs = keras.Input(shape=native, dtype="int32" if tokens else dtype)
     owners: dict = {}
-    root = _build(spec, "", {path: s for path, _, s in spec.trace()}, owners, {"dtype": dtype})
+    permuted = {flatten for flatten, _, _ in spec.flatten_pairs()}
+    root = _build(spec, "", {path: s for path, _, s in spec.trace()}, owners,
+                  {"dtype": dtype, "permuted": permuted})
     model = keras.Model(inputs, root(inputs), name=spec.name)
     flat = spec.flatten_sources()
     table = {}

@@ -98,22 +98,29 @@ class Sequential:
         """(path, leaf layer) for every leaf, in execution order."""
         return [(path, leaf) for path, leaf, _ in self.trace()]
 
-    def flatten_sources(self) -> dict[str, Shape]:
-        """For each Linear fed by a Flatten of (C, H, W): its path -> that (C, H, W).
+    def flatten_pairs(self) -> list[tuple[str, str, Shape]]:
+        """(Flatten path, Linear path, flattened (C, H, W)) for each Flatten of an image
+        whose vector goes (through elementwise layers only) into a Linear.
 
-        Backends that keep activations NHWC flatten in (H, W, C) order, so they
-        permute these Linear layers' input rows at the parameter boundary.
+        Backends that keep activations NHWC flatten in (H, W, C) order: they permute
+        these Linear layers' input rows at the parameter boundary instead of the
+        activations; any other Flatten of an image must put (C, H, W) order itself.
         """
-        sources: dict[str, Shape] = {}
-        pending = None
+        pairs, pending = [], None
         for path, leaf, shape in self.trace():
             if isinstance(leaf, Flatten) and len(shape) == 3:
-                pending = shape
+                pending = (path, shape)
             elif isinstance(leaf, Linear) and len(shape) == 1 and pending is not None:
-                sources[path], pending = pending, None
+                pairs.append((pending[0], path, pending[1]))
+                pending = None
             elif not isinstance(leaf, ELEMENTWISE):
                 pending = None
-        return sources
+        return pairs
+
+    def flatten_sources(self) -> dict[str, Shape]:
+        """For each Linear fed by a Flatten of (C, H, W): its path -> that (C, H, W)
+        (see :meth:`flatten_pairs`)."""
+        return {linear: chw for _, linear, chw in self.flatten_pairs()}
 
     def describe(self) -> dict:
         """A JSON-able description, stored beside saved weights and checkpoints."""
