@@ -120,3 +120,19 @@ def test_regression_reports_mae(backend):
     assert results["mae"] == pytest.approx(expected, rel=1e-12)
     assert results["loss"] == pytest.approx(expected, rel=1e-12)  # l1's loss is the MAE
     assert "perplexity" not in results
+
+
+@two_backends
+def test_portable_weights_carry_running_statistics(tmp_path):
+    spec = nn.resnet20(input_shape=(1, 12, 12), blocks=1)
+    torch_b, tf_b = (crossloop.get_backend(b, device="cpu") for b in BACKENDS)
+    model = torch_b.build_model(spec, nn.init_params(spec, 0))
+    x, _ = random_batch(spec, 8)
+    torch_b.forward(model, torch_b.to_device(x), training=True)  # moves the statistics
+    path = crossloop.save_params(tmp_path / "w.safetensors", torch_b.get_params(model), spec)
+    params, header = crossloop.load_params(path, spec)
+    assert "layer1.0.bn2.running_var" in header["tensors"]
+    loaded = tf_b.get_params(tf_b.build_model(spec, params))
+    for name, value in torch_b.get_params(model).items():
+        np.testing.assert_array_equal(loaded[name], value, err_msg=name)
+    assert np.any(loaded["bn1.running_var"] != 1)
