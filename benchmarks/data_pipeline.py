@@ -1,4 +1,4 @@
-"""Issue 11's data-pipeline measurements: prefetching, and augmentation's cost with and without it.
+"""Data-pipeline measurements: prefetching, and augmentation's cost with and without it.
 
     python benchmarks/data_pipeline.py                       # torch, CIFAR-shaped data, both models
     python benchmarks/data_pipeline.py --backend tensorflow --repeats 5

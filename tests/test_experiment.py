@@ -85,7 +85,14 @@ def test_unknown_keys_are_named_with_the_valid_ones(tmp_path, capsys):
     ({"model": "resnet"}, "model 'resnet' is not one of mlp, linear, conv1, lenet5"),
     ({"lr": -0.1}, "lr must be > 0"),
     ({"batch_size": 0}, "batch_size must be > 0"),
-    ({"momentum": 0.9}, "momentum applies only with optimizer sgd, not optimizer 'adam'"),
+    ({"momentum": 0.9}, "momentum applies only with optimizer sgd or rmsprop, not optimizer 'adam'"),
+    ({"alpha": 0.9}, "alpha applies only with optimizer rmsprop, not optimizer 'adam'"),
+    ({"rho": 0.95, "optimizer": "adagrad"}, "rho applies only with optimizer adadelta"),
+    ({"eps": 1e-7, "optimizer": "sgd"}, "eps applies only with optimizer adam or adamw or rmsprop"),
+    ({"optimizer": "rmsprop", "alpha": 1.2},  # optim's own check, as a ConfigError
+     "RMSprop alpha must be a finite number >= 0 and < 1, got 1.2"),
+    ({"optimizer": "adagrad", "lr_decay": -1.0}, "Adagrad lr_decay must be a finite number >= 0"),
+    ({"optimizer": "adadelta", "eps": float("nan")}, "eps must be a finite number, got nan"),
     ({"warmup_steps": 10, "schedule": "step"},
      "warmup_steps applies only with schedule cosine or warmup"),
     ({"optimizer": "sgd", "nesterov": True}, "nesterov=True"),  # optim's own check: needs momentum
@@ -143,6 +150,38 @@ def test_optimizer_spec_follows_the_settings():
     adamw = Experiment(optimizer="adamw").optimizer_spec(steps)
     assert adamw.weight_decay == optim.AdamW().weight_decay  # None: the optimizer's default
     assert Experiment(optimizer="adamw", weight_decay=0.0).optimizer_spec(steps).weight_decay == 0
+
+
+def test_the_newer_optimizers_take_their_settings_and_torchs_learning_rates():
+    const = {"schedule": "constant"}
+    assert Experiment(optimizer="rmsprop", momentum=0.5, centered=True, alpha=0.9, eps=1e-6,
+                      weight_decay=1e-4, **const).optimizer_spec(10) == optim.RMSprop(
+        0.01, alpha=0.9, eps=1e-6, weight_decay=1e-4, momentum=0.5, centered=True)
+    assert Experiment(optimizer="adagrad", lr_decay=0.1, initial_accumulator_value=0.1,
+                      **const).optimizer_spec(10) == optim.Adagrad(
+        0.01, lr_decay=0.1, initial_accumulator_value=0.1)
+    assert Experiment(optimizer="adadelta", rho=0.95, **const).optimizer_spec(10) == \
+        optim.Adadelta(1.0, rho=0.95)
+    assert Experiment(optimizer="adadelta", lr=0.5).lr == 0.5
+    assert Experiment(optimizer="adam").lr == Experiment().lr == 2e-3  # as before
+    assert Experiment(optimizer="adam", eps=1e-6).optimizer_spec(10).eps == 1e-6
+
+
+def test_optimizer_flags_reach_the_spec():
+    from crossloop.commands import train
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    exp = options.settings(parser.parse_args(
+        ["--optimizer", "rmsprop", "--alpha", "0.9", "--centered", "--momentum", "0.9",
+         "--eps", "1e-7", "--schedule", "constant"]))
+    assert exp.optimizer_spec(5) == optim.RMSprop(0.01, alpha=0.9, eps=1e-7, momentum=0.9,
+                                                  centered=True)
+    exp = options.settings(parser.parse_args(
+        ["--optimizer", "adagrad", "--lr-decay", "0.01", "--initial-accumulator-value", "0.1"]))
+    assert (exp.lr_decay, exp.initial_accumulator_value) == (0.01, 0.1)
+    with pytest.raises(ConfigError, match="rho applies only with optimizer adadelta"):
+        options.settings(parser.parse_args(["--optimizer", "adagrad", "--rho", "0.5"]))
 
 
 def test_output_dir_default_never_reuses_a_folder(tmp_path, monkeypatch):

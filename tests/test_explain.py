@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from crossloop import commands
-from crossloop.explain import PHASES, phases, render_markdown, render_text, source
+from crossloop.explain import PHASES, UPDATES, phases, render_markdown, render_text, source
 
 
 def _live(ref: str):
@@ -20,12 +20,16 @@ def _live(ref: str):
     obj = importlib.import_module(module)
     for name in qualname.split("."):
         obj = getattr(obj, name)
-    return obj
+    return inspect.unwrap(obj)  # a @contextmanager's own function, as its source shows it
 
 
+@pytest.mark.parametrize("optimizer", list(UPDATES))
 @pytest.mark.parametrize("name", list(PHASES))
-def test_every_phase_shows_the_current_source(name):
-    phase = PHASES[name]
+def test_every_phase_shows_the_current_source(name, optimizer):
+    """Nothing in the backends is changed: every reference each phase shows, with each
+    optimizer's update (torch's own function and crossloop's Keras update_step), is
+    the source Python imports now, at the same file and line."""
+    phase, = phases(name, optimizer)
     for ref in (*phase.torch, *phase.tensorflow):
         shown = source(ref)
         live = _live(ref)
@@ -38,6 +42,17 @@ def test_an_inherited_method_is_shown_from_the_base_class():
     shown = source("crossloop_torch.backend:TorchBackend.train_step")
     assert shown.shared and shown.path.name == "backend.py" and shown.path.parent.name == "crossloop"
     assert "shared: BaseBackend" in shown.label
+
+
+def test_apply_gradients_shows_the_chosen_optimizers_update(capsys):
+    assert commands.main(["explain", "--phase", "apply_gradients", "--optimizer", "rmsprop",
+                          "--width", "160"]) == 0
+    out = capsys.readouterr().out
+    assert "_single_tensor_rmsprop" in out and "RMSprop.update_step" in out
+    assert "Adam.update_step" not in out and "RMSprop (rho 0.9) adds eps inside" in out
+    with pytest.raises(SystemExit) as exit_:
+        commands.main(["explain", "--optimizer", "lamb"])
+    assert exit_.value.code == 2
 
 
 def test_text_and_markdown_carry_both_frameworks_code_and_the_difference():

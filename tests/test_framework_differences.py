@@ -304,7 +304,86 @@ def test_hyperparameters_are_not_rounded_to_float32():
     agree(optim.SGD(0.1, momentum=0.9, clip_norm=0.05))
 
 
-# -- 15-26. normalisation, attention, embeddings, sequence and regression losses ------
+# -- 15-17. RMSprop, Adagrad, Adadelta ----------------------------------------------
+
+def test_rmsprop_alpha_vs_rho_and_eps_outside_vs_inside_the_sqrt():
+    torch_defaults = inspect.signature(torch.optim.RMSprop).parameters
+    keras_defaults = inspect.signature(keras.optimizers.RMSprop).parameters
+    assert (torch_defaults["alpha"].default, torch_defaults["eps"].default) == (0.99, 1e-8)
+    assert (keras_defaults["rho"].default, keras_defaults["epsilon"].default) == (0.9, 1e-7)
+    # the same smoothing (0.99) and eps (1e-7), one step on a tiny gradient: v = 0.01*g^2;
+    # torch divides by sqrt(v) + eps, Keras by sqrt(v + eps), where eps swamps v
+    g, eps = 1e-6, 1e-7
+    t = torch_steps(lambda p: torch.optim.RMSprop(p, lr=1.0, alpha=0.99, eps=eps), [g])
+    k = keras_steps(keras.optimizers.RMSprop(learning_rate=1.0, rho=0.99, epsilon=eps), [g])
+    np.testing.assert_allclose(t, -g / (0.1 * g + eps), rtol=1e-12)           # -5
+    np.testing.assert_allclose(k, -g / math.sqrt(0.01 * g * g + eps), rtol=1e-4)  # -0.00316
+    assert abs(t - k).max() > 4
+    # crossloop: torch's formula, also centered, with momentum under a changing lr
+    # (Keras's momentum buffer holds lr * the step, as its SGD does: row 7)
+    agree(optim.RMSprop(1e-2, eps=1e-3))
+    agree(optim.RMSprop(optim.Step(1e-2, 2, 0.5), momentum=0.9, centered=True, weight_decay=1e-2))
+
+
+def test_adagrad_initial_accumulator_and_eps():
+    torch_defaults = inspect.signature(torch.optim.Adagrad).parameters
+    keras_defaults = inspect.signature(keras.optimizers.Adagrad).parameters
+    assert (torch_defaults["initial_accumulator_value"].default, torch_defaults["eps"].default) \
+        == (0, 1e-10)
+    assert (keras_defaults["initial_accumulator_value"].default,
+            keras_defaults["epsilon"].default) == (0.1, 1e-7)
+    # lr 1, g = 1, each framework's defaults otherwise: torch's sum starts at 0 (a full
+    # step of 1, eps outside the sqrt), Keras's at 0.1 (eps inside): 1/sqrt(1.1)
+    t = torch_steps(lambda p: torch.optim.Adagrad(p, lr=1.0), [1.0])
+    k = keras_steps(keras.optimizers.Adagrad(learning_rate=1.0), [1.0])
+    np.testing.assert_allclose(t, -1 / (1 + 1e-10), rtol=1e-12)
+    np.testing.assert_allclose(k, -1 / math.sqrt(1.1 + 1e-7), rtol=1e-6)   # -0.9535
+    assert abs(t - k).max() > 0.04
+    agree(optim.Adagrad(0.1))
+    agree(optim.Adagrad(0.1, lr_decay=0.1, initial_accumulator_value=0.1, weight_decay=1e-2))
+
+
+def test_adadelta_defaults():
+    torch_defaults = inspect.signature(torch.optim.Adadelta).parameters
+    keras_defaults = inspect.signature(keras.optimizers.Adadelta).parameters
+    assert [torch_defaults[k].default for k in ("lr", "rho", "eps")] == [1.0, 0.9, 1e-6]
+    assert [keras_defaults[k].default for k in ("learning_rate", "rho", "epsilon")] == [
+        0.001, 0.95, 1e-7]
+    # the same update rule: with torch's values Keras takes torch's step (to float32 rounding)
+    t = torch_steps(lambda p: torch.optim.Adadelta(p), [1.0, 0.5])
+    same = keras_steps(keras.optimizers.Adadelta(learning_rate=1.0, rho=0.9, epsilon=1e-6),
+                       [1.0, 0.5])
+    np.testing.assert_allclose(same, t, rtol=1e-5)
+    # each with its defaults: one step on g = 1 is sqrt(1e-6)/sqrt(0.1 + 1e-6) = 3.2e-3 in
+    # torch, 0.001 * sqrt(1e-7)/sqrt(0.05 + 1e-7) = 1.4e-6 in Keras
+    t = torch_steps(lambda p: torch.optim.Adadelta(p), [1.0])
+    k = keras_steps(keras.optimizers.Adadelta(), [1.0])
+    np.testing.assert_allclose(t, -math.sqrt(1e-6 / (0.1 + 1e-6)), rtol=1e-12)
+    np.testing.assert_allclose(k, -1e-3 * math.sqrt(1e-7 / (0.05 + 1e-7)), rtol=1e-4)
+    assert abs(t / k).min() > 2000
+    agree(optim.Adadelta())
+    agree(optim.Adadelta(optim.Step(1.0, 2, 0.7), weight_decay=1e-2))
+
+
+# -- 18. loss precision -------------------------------------------------------------
+
+def test_keras_losses_compute_in_floatx(pair):
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(8, 10)), rng.integers(0, 10, 8)
+    assert F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y)).dtype == torch.float64
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert keras.config.floatx() == "float32"
+    assert keras_loss(y, tf.constant(logits)).dtype == tf.float32
+    assert keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")(
+        y, tf.constant(logits)).dtype == tf.float64
+    # crossloop: both backends' loss phase keeps float64, and the values agree to rounding
+    values = [b.to_numpy(b.loss(losses.CrossEntropy(), b.to_device(logits), b.to_device(y)))
+              for b in pair]
+    assert values[0].dtype == values[1].dtype == np.float64
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-14)
+
+
+# -- 19-29. normalisation, attention, embeddings, sequence and regression losses ------
 
 BN_SPEC = nn.Sequential((nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 6 * 6, 10)),

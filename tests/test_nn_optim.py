@@ -1,6 +1,7 @@
 """Neutral specs: shape checking, NumPy initialisation, schedules and optimizer validation."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -72,9 +73,49 @@ def test_optimizer_specs_validate():
         optim.Adam(clip_norm=0)
     with pytest.raises(ValueError, match="learning rate"):
         optim.SGD(-1.0)
-    with pytest.raises(ValueError, match="sgd, adam, adamw"):
-        optim.optimizer("rmsprop", 0.1)
+    with pytest.raises(ValueError, match="sgd, adam, adamw, rmsprop, adagrad, adadelta"):
+        optim.optimizer("lamb", 0.1)
     assert isinstance(optim.Adam(1e-3).lr, optim.Constant)
+
+
+@pytest.mark.parametrize("spec, message", [
+    (lambda: optim.RMSprop(alpha=1.0), "RMSprop alpha must be a finite number >= 0 and < 1, got 1.0"),
+    (lambda: optim.RMSprop(alpha=float("nan")), "RMSprop alpha must be a finite number"),
+    (lambda: optim.RMSprop(eps=0), "RMSprop eps must be a finite number > 0, got 0"),
+    (lambda: optim.RMSprop(momentum=-0.5), "RMSprop momentum must be a finite number >= 0"),
+    (lambda: optim.RMSprop(centered=1), "RMSprop centered must be True or False, got 1"),
+    (lambda: optim.Adagrad(lr_decay=float("inf")), "Adagrad lr_decay must be a finite number >= 0"),
+    (lambda: optim.Adagrad(initial_accumulator_value=-0.1),
+     "Adagrad initial_accumulator_value must be a finite number >= 0, got -0.1"),
+    (lambda: optim.Adagrad(weight_decay=-1), "Adagrad weight_decay must be a finite number >= 0"),
+    (lambda: optim.Adadelta(rho=1.5), "Adadelta rho must be a finite number >= 0 and < 1, got 1.5"),
+    (lambda: optim.Adadelta(lr=0), "learning rate must be a finite number > 0"),
+    (lambda: optim.Adadelta(clip_norm=-1), "Adadelta clip_norm must be a finite number > 0"),
+])
+def test_new_optimizer_specs_validate(spec, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        spec()
+
+
+def test_optimizer_defaults_are_torchs_and_describe_themselves():
+    assert optim.RMSprop().describe() == {
+        "type": "RMSprop", "lr": {"type": "Constant", "lr": 0.01}, "alpha": 0.99, "eps": 1e-8,
+        "weight_decay": 0.0, "momentum": 0.0, "centered": False, "clip_norm": None}
+    adagrad, adadelta = optim.Adagrad(), optim.Adadelta()
+    assert (adagrad.lr(0), adagrad.lr_decay, adagrad.initial_accumulator_value, adagrad.eps) == (
+        0.01, 0.0, 0.0, 1e-10)
+    assert (adadelta.lr(0), adadelta.rho, adadelta.eps) == (1.0, 0.9, 1e-6)
+    assert adadelta.describe()["type"] == "Adadelta"
+
+
+def test_slots_are_torchs_state_names():
+    assert optim.slots(optim.RMSprop()) == ("square_avg",)
+    assert optim.slots(optim.RMSprop(momentum=0.9, centered=True)) == (
+        "square_avg", "momentum_buffer", "grad_avg")
+    assert optim.slots(optim.Adagrad()) == ("sum",)
+    assert optim.slots(optim.Adadelta()) == ("square_avg", "acc_delta")
+    assert optim.slots(optim.SGD()) == () and optim.slots(optim.SGD(momentum=0.9)) == (
+        "momentum_buffer",)
 
 
 def test_loss_lookup():

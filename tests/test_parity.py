@@ -194,7 +194,8 @@ def test_command_line_options_build_the_optimizer():
                             clip_norm=1.0)
     assert _settings("--optimizer", "adamw", "--schedule", "constant").optimizer_spec(20) == \
         optim.AdamW(2e-3)
-    with pytest.raises(ConfigError, match="momentum applies only with optimizer sgd, not optimizer 'adam'"):
+    with pytest.raises(ConfigError,
+                       match="momentum applies only with optimizer sgd or rmsprop, not optimizer 'adam'"):
         _settings("--optimizer", "adam", "--momentum", "0.9")
 
 

@@ -44,12 +44,37 @@ def small_state():
      "has dtype int8"),
     (lambda s: s["optimizer"]["1.weight.exp_avg"].fill(np.inf), "NaN or infinite"),
     (lambda s: s.pop("optimizer_spec"), "no 'optimizer_spec'"),
+    (lambda s: s["optimizer_spec"].update(type="Lamb"), "type 'Lamb' is not one of SGD, Adam"),
+    (lambda s: s["optimizer"].update({"1.weight.sum": s["optimizer"]["1.weight.exp_avg"]}),
+     r"'1.weight.sum' is not '<model tensor>.<slot>' with a Adam slot \(exp_avg, exp_avg_sq\)"),
+    (lambda s: s["optimizer"].update({"9.weight.exp_avg": s["optimizer"]["1.weight.exp_avg"]}),
+     "'9.weight.exp_avg' is not '<model tensor>.<slot>'"),
+    (lambda s: s["optimizer"].update({"1.bias.exp_avg": s["optimizer"]["1.weight.exp_avg"]}),
+     r"'1.bias.exp_avg' has shape \(8, 784\), its parameter \(8,\)"),
+    (lambda s: s["optimizer"]["1.weight.exp_avg_sq"].flat.__setitem__(0, -1e-3),
+     "'1.weight.exp_avg_sq' is a sum of squares but holds negative values"),
 ])
 def test_the_schema_names_the_bad_field(change, words):
     state = small_state()
     check_state(state)
     change(state)
     with pytest.raises(StateError, match=words):
+        check_state(state)
+
+
+@pytest.mark.parametrize("spec, slots", [
+    (optim.RMSprop(0.01, momentum=0.9, centered=True), ("square_avg", "momentum_buffer", "grad_avg")),
+    (optim.Adagrad(0.1, initial_accumulator_value=0.1), ("sum",)),
+    (optim.Adadelta(), ("square_avg", "acc_delta")),
+], ids=["rmsprop", "adagrad", "adadelta"])
+def test_the_newer_optimizers_states_pass_the_schema_and_a_negative_sum_does_not(spec, slots):
+    trainer = crossloop.Trainer(nn.mlp(hidden=8), spec, backend="torch", device="cpu")
+    trainer.fit(Batches(*striped_digits(32), 8, transforms=MNIST), epochs=1)
+    state = trainer.state_dict()
+    check_state(state)
+    assert set(state["optimizer"]) == {f"{p}.{s}" for p in state["model"] for s in slots}
+    state["optimizer"][f"1.weight.{slots[0]}"].flat[0] = -1.0
+    with pytest.raises(StateError, match=f"'1.weight.{slots[0]}' is a sum of squares"):
         check_state(state)
 
 

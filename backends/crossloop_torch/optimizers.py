@@ -8,27 +8,27 @@ crossloop's rule).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from crossloop import optim
 from crossloop.backend import NativeOptimizer
 
+# The stock class for each spec; a spec's fields (but lr and clip_norm) are its
+# constructor's arguments.
+_CLASSES = {optim.SGD: torch.optim.SGD, optim.Adam: torch.optim.Adam,
+            optim.AdamW: torch.optim.AdamW, optim.RMSprop: torch.optim.RMSprop,
+            optim.Adagrad: torch.optim.Adagrad, optim.Adadelta: torch.optim.Adadelta}
+
 
 def build(spec: optim.Optimizer, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     """The stock ``torch.optim`` optimizer computing ``spec``'s formula."""
-    lr = spec.lr(0)
-    if isinstance(spec, optim.SGD):
-        native = torch.optim.SGD(params, lr=lr, momentum=spec.momentum,
-                                 nesterov=spec.nesterov, weight_decay=spec.weight_decay)
-    elif isinstance(spec, optim.AdamW):
-        native = torch.optim.AdamW(params, lr=lr, betas=spec.betas, eps=spec.eps,
-                                   weight_decay=spec.weight_decay)
-    elif isinstance(spec, optim.Adam):
-        native = torch.optim.Adam(params, lr=lr, betas=spec.betas, eps=spec.eps,
-                                  weight_decay=spec.weight_decay)
-    else:
+    if type(spec) not in _CLASSES:
         raise TypeError(f"the torch backend has no optimizer for {spec!r}")
-    return native
+    options = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)
+               if f.name not in ("lr", "clip_norm")}
+    return _CLASSES[type(spec)](params, lr=spec.lr(0), **options)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -39,7 +39,8 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def get_state(optimizer: NativeOptimizer,
               table: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Slot tensors by ``"<param>.<slot>"`` (zeros for slots not yet created)."""
+    """Slot tensors by ``"<param>.<slot>"`` (zeros for slots not yet created: torch
+    creates them, zero, at the first step; Adagrad's ``sum`` exists from the start)."""
     state = {}
     for name, param in table:
         held = optimizer.native.state.get(param, {})
@@ -54,7 +55,7 @@ def set_state(optimizer: NativeOptimizer, table: list[tuple[str, torch.Tensor]],
     slots = optim.slots(optimizer.spec)
     for name, param in table:
         held = {slot: state[f"{name}.{slot}"].to(param) for slot in slots}
-        if "exp_avg" in slots:  # torch's Adam/AdamW keep a float step per parameter
+        if not isinstance(optimizer.spec, optim.SGD):  # the others keep a float step each
             held["step"] = torch.tensor(float(step))
         optimizer.native.state[param] = held
 

@@ -37,6 +37,10 @@ DATA_SOURCES = ("idx", "tfds")
 MONITORS = ("test_accuracy", "test_loss", "accuracy", "loss")
 _TEXT = ("dataset", " ".join(TEXT_DATASETS))  # the settings only text data sets take
 GROUPS = ("data", "model", "run", "output")
+# The learning rate without --lr: crossloop's 2e-3 for sgd, adam and adamw (as
+# examples/mnist.py), torch's default for the optimizers added since.
+DEFAULT_LR = 2e-3
+_LR = {name: optim.OPTIMIZERS[name].lr for name in ("rmsprop", "adagrad", "adadelta")}
 
 
 def _option(group: str, default: Any, help: str, *, parse: type | None = None,
@@ -85,13 +89,32 @@ class Experiment:
                         "mse (float targets; reports test R^2)", choices=tuple(losses.LOSSES))
     optimizer: str = _option("model", "adam", "optimizer (torch.optim formulas on every backend)",
                              choices=tuple(optim.OPTIMIZERS))
-    lr: float = _option("model", 2e-3, "peak learning rate")
-    momentum: float = _option("model", 0.0, "SGD momentum", applies=("optimizer", "sgd"))
+    lr: float | None = _option(
+        "model", None, f"peak learning rate (default: {DEFAULT_LR:g}; torch's for rmsprop 0.01, "
+        "adagrad 0.01, adadelta 1.0)", parse=float)
+    momentum: float = _option("model", 0.0, "momentum (SGD's; RMSprop's, on the normalised step)",
+                              applies=("optimizer", "sgd rmsprop"))
     nesterov: bool = _option("model", False, "SGD Nesterov momentum (needs --momentum)",
                              applies=("optimizer", "sgd"))
+    eps: float | None = _option(
+        "model", None, "the optimizer's epsilon (default: torch's: 1e-8 for adam, adamw and "
+        "rmsprop (outside the sqrt), 1e-10 for adagrad, 1e-6 for adadelta)", parse=float,
+        applies=("optimizer", "adam adamw rmsprop adagrad adadelta"))
+    alpha: float = _option("model", 0.99, "RMSprop's smoothing of the squared gradients "
+                           "(torch's alpha; Keras calls it rho, default 0.9)",
+                           applies=("optimizer", "rmsprop"))
+    centered: bool = _option("model", False, "centered RMSprop (divide by the gradient's "
+                             "estimated variance)", applies=("optimizer", "rmsprop"))
+    lr_decay: float = _option("model", 0.0, "Adagrad's learning-rate decay: "
+                              "lr / (1 + (step-1) * lr_decay)", applies=("optimizer", "adagrad"))
+    initial_accumulator_value: float = _option(
+        "model", 0.0, "Adagrad's starting sum of squared gradients (torch's 0; Keras's 0.1)",
+        applies=("optimizer", "adagrad"))
+    rho: float = _option("model", 0.9, "Adadelta's smoothing of the squared gradients and "
+                         "updates", applies=("optimizer", "adadelta"))
     weight_decay: float | None = _option(
-        "model", None, "weight decay: L2 for sgd/adam, decoupled for adamw (default: the "
-        "optimizer's, 0 or 0.01 for adamw)", parse=float)
+        "model", None, "weight decay: decoupled for adamw, L2 (added to the gradient) for the "
+        "others (default: the optimizer's, 0 or 0.01 for adamw)", parse=float)
     schedule: str = _option(
         "model", "cosine", "learning-rate schedule over the run: constant, cosine (decay to 0), "
         "warmup (linear up, then linear down to 0), step (times --gamma every --step-size steps)",
@@ -141,6 +164,8 @@ class Experiment:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f, getattr(self, f.name)))
         object.__setattr__(self, "dataset", dataset_key(self.dataset))  # one spelling
+        if self.lr is None:
+            object.__setattr__(self, "lr", _LR.get(self.optimizer, DEFAULT_LR))
         self._check()
 
     # -- loading -------------------------------------------------------------
@@ -183,8 +208,11 @@ class Experiment:
         options: dict[str, Any] = {"clip_norm": self.clip_norm}
         if self.weight_decay is not None:
             options["weight_decay"] = self.weight_decay
-        if self.optimizer == "sgd":
-            options.update(momentum=self.momentum, nesterov=self.nesterov)
+        for f in fields(self):  # the hyperparameters of this optimizer (None: its default)
+            applies = f.metadata["applies"]
+            if (applies and applies[0] == "optimizer" and self.optimizer in applies[1].split()
+                    and getattr(self, f.name) is not None):
+                options[f.name] = getattr(self, f.name)
         return optim.optimizer(self.optimizer, schedules[self.schedule](), **options)
 
     @property

@@ -14,7 +14,7 @@ import ast
 import html
 import shutil
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -57,12 +57,11 @@ PHASES: dict[str, Phase] = {p.title.split("(")[0].replace(" ", "_"): p for p in 
           ("crossloop_torch.backend:TorchBackend.apply_gradients",
            "crossloop_torch.optimizers:clip_by_global_norm"),
           ("crossloop_tensorflow.backend:TensorFlowBackend.apply_gradients",
-           "crossloop_tensorflow.optimizers:clip_by_global_norm",
-           "crossloop_tensorflow.optimizers:Adam.update_step"),
+           "crossloop_tensorflow.optimizers:clip_by_global_norm"),
           "torch's optimizer.step() updates each parameter in place from its .grad with "
-          "torch's formulas; crossloop's Keras optimizers compute the same formulas in "
-          "update_step (Keras's own Adam adds its eps to the uncorrected sqrt(v)), and both "
-          "clip by torch's global-norm rule, with its 1e-6."),
+          "torch's formulas (below: the function it runs on a CPU); crossloop's Keras "
+          "optimizers compute the same formulas in update_step, and both clip by torch's "
+          "global-norm rule, with its 1e-6."),
     Phase("metric update(metrics, loss, logits, y)",
           ("crossloop_torch.metrics:Metrics.update",),
           ("crossloop_tensorflow.metrics:Metrics.update",),
@@ -83,6 +82,13 @@ PHASES: dict[str, Phase] = {p.title.split("(")[0].replace(" ", "_"): p for p in 
            "crossloop.backend:BaseBackend.train_step"),
           "both run the same composition of the phases (written once, in BaseBackend); "
           "TensorFlow traces it into one graph, torch runs it eagerly, operation by operation."),
+    Phase("no_tf32(): full float32 on NVIDIA GPUs",
+          ("crossloop_torch.backend:TorchBackend.no_tf32",),
+          ("crossloop_tensorflow.backend:TensorFlowBackend.no_tf32",),
+          "Ampere and later GPUs can run float32 matmuls and convolutions in TF32 (10-bit "
+          "mantissa); torch has two switches, matmuls off and cuDNN convolutions on by "
+          "default, TensorFlow one, on. Training keeps each default; parity runs switch both "
+          "off, so float32 means float32 on both."),
     Phase("compiled step",
           ("crossloop_torch.backend:TorchBackend._runnable",),
           ("crossloop_tensorflow.backend:TensorFlowBackend._run",),
@@ -91,6 +97,25 @@ PHASES: dict[str, Phase] = {p.title.split("(")[0].replace(" ", "_"): p for p in 
           "signature, XLA with jit_compile=True, and crossloop calls the traced function "
           "directly."),
 )}
+
+
+# Each optimizer's update, shown in the apply_gradients phase: the torch.optim function
+# optimizer.step() runs on a CPU (torch's own source), crossloop's Keras update_step,
+# and how Keras's stock optimizer differs.
+UPDATES: dict[str, tuple[str, str, str]] = {
+    "sgd": ("torch.optim.sgd:_single_tensor_sgd", "SGD",
+            "Keras's SGD keeps v = mu*v - lr*g, so its velocity carries old learning rates"),
+    "adam": ("torch.optim.adam:_single_tensor_adam", "Adam",
+             "Keras's Adam adds its eps (1e-7) to the uncorrected sqrt(v)"),
+    "adamw": ("torch.optim.adam:_single_tensor_adam", "Adam",
+              "torch's AdamW is Adam with decoupled_weight_decay; Keras's default decay is 0.004"),
+    "rmsprop": ("torch.optim.rmsprop:_single_tensor_rmsprop", "RMSprop",
+                "Keras's RMSprop (rho 0.9) adds eps inside the sqrt and keeps lr in its momentum"),
+    "adagrad": ("torch.optim.adagrad:_single_tensor_adagrad", "Adagrad",
+                "Keras's Adagrad starts its accumulator at 0.1 and adds eps inside the sqrt"),
+    "adadelta": ("torch.optim.adadelta:_single_tensor_adadelta", "Adadelta",
+                 "Keras's Adadelta has the same rule with lr 0.001, rho 0.95, eps 1e-7"),
+}
 
 
 class ExplainError(InputError, LookupError):
@@ -160,14 +185,23 @@ def _base_names(node: ast.AST | None) -> set[str]:
     return {b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)}
 
 
-def phases(name: str | None = None) -> list[Phase]:
-    """Every phase, or the one called ``name`` (e.g. ``apply_gradients``)."""
+def phases(name: str | None = None, optimizer: str = "adam") -> list[Phase]:
+    """Every phase, or the one called ``name`` (e.g. ``apply_gradients``), with
+    ``optimizer``'s update in the apply_gradients phase."""
+    if optimizer not in UPDATES:
+        raise ExplainError(f"unknown optimizer {optimizer!r}; choose from {', '.join(UPDATES)}")
+    torch_ref, keras_class, keras_differs = UPDATES[optimizer]
+    apply = PHASES["apply_gradients"]
+    chosen = {**PHASES, "apply_gradients": replace(
+        apply, torch=(*apply.torch, torch_ref),
+        tensorflow=(*apply.tensorflow, f"crossloop_tensorflow.optimizers:{keras_class}.update_step"),
+        differs=f"{apply.differs} {keras_differs}.")}
     if name is None:
-        return list(PHASES.values())
+        return list(chosen.values())
     key = name.replace("-", "_").replace(" ", "_")
-    if key not in PHASES:
-        raise ExplainError(f"unknown phase {name!r}; choose from {', '.join(PHASES)}")
-    return [PHASES[key]]
+    if key not in chosen:
+        raise ExplainError(f"unknown phase {name!r}; choose from {', '.join(chosen)}")
+    return [chosen[key]]
 
 
 def render_text(selected: list[Phase], width: int | None = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 # Global-norm clipping: coef = max_norm / (total_norm + CLIP_EPS), clamped to 1.
 CLIP_EPS = 1e-6
@@ -145,9 +145,42 @@ def as_schedule(lr: float | Schedule) -> Schedule:
 
 
 # -- optimizers -----------------------------------------------------------------
+# A spec's fields are torch's constructor arguments (plus crossloop's ``clip_norm``),
+# with torch's names and defaults, so a spec reads like the torch call it stands for.
+
+# Each hyperparameter's range, wherever a spec has it: (low, strictly above low, below
+# this or None). NaN and infinity are refused for all.
+_RANGES = {"weight_decay": (0, False, None), "momentum": (0, False, None), "eps": (0, True, None),
+           "alpha": (0, False, 1), "rho": (0, False, 1), "lr_decay": (0, False, None),
+           "initial_accumulator_value": (0, False, None)}
+_FLAGS = ("nesterov", "centered")
+
+# Optimizer slots that accumulate squares: never negative (a negative one would make
+# the sqrt in the update NaN), which the checkpoint schema checks.
+SQUARE_SLOTS = ("exp_avg_sq", "square_avg", "sum", "acc_delta")
+
+
+class _OptimizerSpec(_Described):
+    """What every optimizer spec shares: checks on construction, and ``slot_names``,
+    every per-parameter state tensor the optimizer may keep, by torch's names."""
+    slot_names: ClassVar[tuple[str, ...]]
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        object.__setattr__(self, "lr", as_schedule(self.lr))
+        if self.clip_norm is not None:
+            _number(owner, "clip_norm", self.clip_norm, 0, strict=True)
+        for f in dataclasses.fields(self):
+            if f.name in _RANGES:
+                low, strict, high = _RANGES[f.name]
+                _number(owner, f.name, getattr(self, f.name), low, strict=strict, high=high)
+            elif f.name in _FLAGS and not isinstance(getattr(self, f.name), bool):
+                raise ValueError(f"{owner} {f.name} must be True or False, "
+                                 f"got {getattr(self, f.name)!r}")
+
 
 @dataclass(frozen=True)
-class SGD(_Described):
+class SGD(_OptimizerSpec):
     """torch.optim.SGD: g += wd*p; buf = mu*buf + g; d = g + mu*buf if nesterov else buf;
     p -= lr*d. ``clip_norm`` clips the global gradient norm first."""
     lr: float | Schedule = 0.01
@@ -155,15 +188,16 @@ class SGD(_Described):
     nesterov: bool = False
     weight_decay: float = 0.0
     clip_norm: float | None = None
+    slot_names = ("momentum_buffer",)
 
     def __post_init__(self) -> None:
-        _check(self)
+        super().__post_init__()
         if self.nesterov and self.momentum <= 0:
             raise ValueError("SGD(nesterov=True) needs momentum > 0")
 
 
 @dataclass(frozen=True)
-class Adam(_Described):
+class Adam(_OptimizerSpec):
     """torch.optim.Adam: L2 weight decay added to the gradient; eps added to
     sqrt of the bias-corrected second moment."""
     lr: float | Schedule = 1e-3
@@ -171,9 +205,15 @@ class Adam(_Described):
     eps: float = 1e-8
     weight_decay: float = 0.0
     clip_norm: float | None = None
+    slot_names = ("exp_avg", "exp_avg_sq")
 
     def __post_init__(self) -> None:
-        _check(self)
+        super().__post_init__()
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if len(self.betas) != 2:
+            raise ValueError(f"{type(self).__name__} betas must be two numbers, got {self.betas}")
+        for beta in self.betas:
+            _number(type(self).__name__, "betas", beta, 0, high=1)
 
 
 @dataclass(frozen=True)
@@ -183,37 +223,65 @@ class AdamW(Adam):
     weight_decay: float = 0.01
 
 
-Optimizer = SGD | Adam | AdamW
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+@dataclass(frozen=True)
+class RMSprop(_OptimizerSpec):
+    """torch.optim.RMSprop: g += wd*p; v = alpha*v + (1-alpha)*g^2; centered: a =
+    alpha*a + (1-alpha)*g and v - a^2 in place of v; d = g / (sqrt(v) + eps) (eps
+    outside the sqrt); buf = mu*buf + d, p -= lr*buf with momentum, else p -= lr*d.
+    (Keras: rho 0.9, eps 1e-7 inside the sqrt, lr inside the momentum buffer.)"""
+    lr: float | Schedule = 1e-2
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    centered: bool = False
+    clip_norm: float | None = None
+    slot_names = ("square_avg", "momentum_buffer", "grad_avg")
 
 
-def _check(spec: Optimizer) -> None:
-    """The checks every optimizer spec shares: a schedule, finite hyperparameters."""
-    owner = type(spec).__name__
-    object.__setattr__(spec, "lr", as_schedule(spec.lr))
-    _number(owner, "weight_decay", spec.weight_decay, 0)
-    if spec.clip_norm is not None:
-        _number(owner, "clip_norm", spec.clip_norm, 0, strict=True)
-    for name in ("momentum", "eps"):
-        if hasattr(spec, name):
-            _number(owner, name, getattr(spec, name), 0, strict=name == "eps")
-    if hasattr(spec, "betas"):
-        object.__setattr__(spec, "betas", tuple(spec.betas))
-        if len(spec.betas) != 2:
-            raise ValueError(f"{owner} betas must be two numbers, got {spec.betas}")
-        for beta in spec.betas:
-            _number(owner, "betas", beta, 0, high=1)
+@dataclass(frozen=True)
+class Adagrad(_OptimizerSpec):
+    """torch.optim.Adagrad: g += wd*p; sum += g^2 (from ``initial_accumulator_value``,
+    0); p -= lr / (1 + (t-1)*lr_decay) * g / (sqrt(sum) + eps) at step t.
+    (Keras: accumulator from 0.1, eps 1e-7 inside the sqrt, no lr_decay.)"""
+    lr: float | Schedule = 1e-2
+    lr_decay: float = 0.0
+    weight_decay: float = 0.0
+    initial_accumulator_value: float = 0.0
+    eps: float = 1e-10
+    clip_norm: float | None = None
+    slot_names = ("sum",)
+
+
+@dataclass(frozen=True)
+class Adadelta(_OptimizerSpec):
+    """torch.optim.Adadelta: g += wd*p; v = rho*v + (1-rho)*g^2;
+    d = sqrt(u + eps) / sqrt(v + eps) * g; u = rho*u + (1-rho)*d^2; p -= lr*d.
+    (Keras: lr 0.001, rho 0.95, eps 1e-7.)"""
+    lr: float | Schedule = 1.0
+    rho: float = 0.9
+    eps: float = 1e-6
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+    slot_names = ("square_avg", "acc_delta")
+
+
+Optimizer = SGD | Adam | AdamW | RMSprop | Adagrad | Adadelta
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+              "adadelta": Adadelta}
+BY_TYPE = {cls.__name__: cls for cls in OPTIMIZERS.values()}  # as ``describe()`` names them
 
 
 def slots(spec: Optimizer) -> tuple[str, ...]:
-    """Per-parameter state an optimizer keeps, by torch's names (used in checkpoints)."""
-    if isinstance(spec, SGD):
-        return ("momentum_buffer",) if spec.momentum else ()
-    return ("exp_avg", "exp_avg_sq")
+    """Per-parameter state ``spec`` keeps, by torch's names (used in checkpoints): a
+    momentum buffer only with momentum, a gradient average only when centered."""
+    kept = {"momentum_buffer": getattr(spec, "momentum", 0) > 0,
+            "grad_avg": getattr(spec, "centered", False)}
+    return tuple(slot for slot in spec.slot_names if kept.get(slot, True))
 
 
 def optimizer(name: str, lr: float | Schedule, **kwargs) -> Optimizer:
-    """An optimizer spec by name (sgd, adam, adamw)."""
+    """An optimizer spec by name (sgd, adam, adamw, rmsprop, adagrad, adadelta)."""
     try:
         cls = OPTIMIZERS[name.lower()]
     except KeyError:

@@ -32,6 +32,13 @@ CHANGEABLE = {
     "momentum": "the momentum changes from the resumed step on",
     "nesterov": "the momentum form changes from the resumed step on",
     "weight_decay": "the weight decay changes from the resumed step on",
+    "eps": "the optimizer's epsilon changes from the resumed step on",
+    "alpha": "RMSprop's averaging of the squared gradients changes from the resumed step on",
+    "centered": "RMSprop's state (the gradient average) starts afresh",
+    "lr_decay": "Adagrad's learning-rate decay changes from the resumed step on",
+    "initial_accumulator_value": "Adagrad's starting sum matters only to a fresh optimizer: "
+                                 "the saved sums continue",
+    "rho": "Adadelta's averaging changes from the resumed step on",
     "schedule": "the learning-rate schedule changes from the resumed step on",
     "warmup_steps": "the schedule's warmup changes",
     "step_size": "the step schedule's decay interval changes",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import nn
+from . import nn, optim
 from .errors import InputError
 from .nn import DTYPES
 
@@ -60,6 +60,7 @@ def check_state(state: Mapping[str, Any]) -> None:
         _check_tensors(section, _field(state, section, Mapping), dtype)
     if not state["model"]:
         raise StateError("model holds no tensors")
+    _check_slots(state)
 
 
 def check_optimizer(state: Mapping[str, Any], kind: str, slots: Mapping[str, Any]) -> None:
@@ -178,6 +179,28 @@ def _check_tensors(section: str, tensors: Mapping[str, Any], dtype: str) -> None
                              f"dtype is {dtype}")
         if not np.isfinite(value).all():
             raise StateError(f"{section} tensor {name!r} holds NaN or infinite values")
+
+
+def _check_slots(state: Mapping[str, Any]) -> None:
+    """Each optimizer tensor is ``"<model tensor>.<slot>"``, a slot the saved optimizer
+    keeps (torch's names), of its parameter's shape; sums of squares are >= 0 (a
+    negative one would make the next update's sqrt NaN)."""
+    kind = state["optimizer_spec"]["type"]
+    if kind not in optim.BY_TYPE:
+        raise StateError(f"optimizer_spec type {kind!r} is not one of "
+                         f"{', '.join(optim.BY_TYPE)}")
+    known = optim.BY_TYPE[kind].slot_names
+    for key, value in state["optimizer"].items():
+        owner, _, slot = key.rpartition(".")
+        if owner not in state["model"] or slot not in known:
+            raise StateError(f"optimizer tensor {key!r} is not '<model tensor>.<slot>' with a "
+                             f"{kind} slot ({', '.join(known)})")
+        if value.shape != state["model"][owner].shape:
+            raise StateError(f"optimizer tensor {key!r} has shape {value.shape}, its parameter "
+                             f"{state['model'][owner].shape}")
+        if slot in optim.SQUARE_SLOTS and (value < 0).any():
+            raise StateError(f"optimizer tensor {key!r} is a sum of squares but holds negative "
+                             "values")
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -27,6 +27,7 @@ COMMANDS = {
     "parity": "train on two backends step by step and show where they part",
     "compare": "plot two or more runs on one figure",
     "explain": "show what each backend calls in every loop phase, side by side",
+    "export": "write a model as a plain PyTorch module file and a plain Keras model file",
 }
 
 EXIT_CODES = """exit codes:

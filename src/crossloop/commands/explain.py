@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..explain import PHASES, phases, render_markdown, render_text
+from ..explain import PHASES, UPDATES, phases, render_markdown, render_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", default=None, choices=list(PHASES),
                         help="one phase (default: every phase)")
+    parser.add_argument("--optimizer", default="adam", choices=list(UPDATES),
+                        help="the optimizer whose update apply_gradients shows (default: adam)")
     parser.add_argument("--markdown", action="store_true",
                         help="Markdown (an HTML table per phase) instead of terminal columns")
     parser.add_argument("--width", type=int, default=None,
@@ -19,6 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    selected = phases(args.phase)
+    selected = phases(args.phase, args.optimizer)
     print(render_markdown(selected) if args.markdown else render_text(selected, args.width))
     return 0

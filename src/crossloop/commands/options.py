@@ -49,12 +49,17 @@ def settings(args: argparse.Namespace) -> Experiment:
     """The Experiment the parsed flags describe: the ``--config`` file first, then
     every setting flag given on the command line.
 
-    The current folder goes first on ``sys.path`` (as with ``python -m``), so
-    ``--model``/``--dataset package.module:function`` finds a package there.
+    The current folder goes first on ``sys.path`` (:func:`import_from_here`).
     """
+    import_from_here()
+    return Experiment.from_sources(args.config, vars(args))
+
+
+def import_from_here() -> None:
+    """Put the current folder first on ``sys.path`` (as ``python -m`` does), so
+    ``--model``/``--dataset package.module:function`` finds a package there."""
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    return Experiment.from_sources(args.config, vars(args))
 
 
 def positive_int(text: str) -> int:

@@ -1,6 +1,6 @@
-"""Issue 11's acceptance on scikit-learn's bundled data, through ``crossloop train`` itself.
+"""The data acceptance on scikit-learn's bundled data, through ``crossloop train`` itself.
 
-    python benchmarks/data_acceptance.py            # needs scikit-learn (the sklearn extra)
+    python acceptance/data_sklearn.py            # needs scikit-learn (the sklearn extra)
 
 Runs each command below on torch and on tensorflow (CPU, float32, one process each),
 reads both runs' history.json, and checks: digits test accuracy >= 0.95, diabetes

@@ -1,7 +1,7 @@
-"""Issue 3's parity acceptance: LeNet-5 on MNIST batches of 64, torch vs tensorflow on CPU.
+"""Parity acceptance: LeNet-5 on MNIST batches of 64, torch vs tensorflow on CPU.
 
-    CROSSLOOP_DATA=../shared/data python benchmarks/parity_acceptance.py
-    python benchmarks/parity_acceptance.py --out parity-acceptance   # also JSON + PNG per case
+    CROSSLOOP_DATA=/path/to/data python acceptance/parity_lenet5_mnist.py
+    python acceptance/parity_lenet5_mnist.py --out parity-acceptance   # also JSON + PNG per case
 
 float64, 200 steps, four optimizer set-ups: max |weight diff| and |loss diff|
 <= 1e-10 at every step (gradients and same-weights logits are held to 1e-10

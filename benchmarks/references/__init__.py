@@ -1,0 +1,1 @@
+"""Hand-written reference loops and models that crossloop is measured against (not shipped)."""
