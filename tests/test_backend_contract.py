@@ -5,6 +5,7 @@ import pytest
 
 from conftest import normal_batch as batch
 from crossloop import losses, nn, optim
+from crossloop.testing import random_batch
 
 SPEC = nn.lenet5()
 CE = losses.CrossEntropy()
@@ -138,7 +139,7 @@ def test_every_preset_builds_and_trains(backend, name):
     model = backend.build_model(spec, nn.init_params(spec, 0))
     opt = backend.build_optimizer(optim.SGD(0.01, momentum=0.9), model)
     m = backend.metrics()
-    x, y = batch()
+    x, y = random_batch(spec)
     backend.train_step(model, opt, CE, m, backend.to_device(x), backend.to_device(y))
     assert backend.metric_results(m)["count"] == 8
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,13 +62,11 @@ def keras_steps(opt, grads, lrs=None, p0=0.0) -> np.ndarray:
 
 
 def native_params(pair, spec, params):
-    """Each backend's native tensors (torch's state dict, Keras's layer variables)."""
+    """Each backend's native tensors (torch's state dict, Keras's variables by canonical name)."""
     torch_model = pair[0].build_model(spec, params, "float64")
     tf_model = pair[1].build_model(spec, params, "float64")
     return ({k: v.detach().numpy() for k, v in torch_model.state_dict().items()},
-            {f"{i}.{kind}": getattr(tf_model.get_layer(f"l{i}"), attr).numpy()
-             for i, layer in enumerate(spec.layers) if isinstance(layer, (nn.Conv2d, nn.Linear))
-             for kind, attr in (("weight", "kernel"), ("bias", "bias"))})
+            {name: variable.numpy() for name, (variable, _) in tf_model.crossloop_table.items()})
 
 
 # -- 1. initialisation ------------------------------------------------------------
@@ -381,3 +381,194 @@ def test_keras_losses_compute_in_floatx(pair):
               for b in pair]
     assert values[0].dtype == values[1].dtype == np.float64
     np.testing.assert_allclose(values[0], values[1], rtol=1e-14)
+
+
+# -- 19-29. normalisation, attention, embeddings, sequence and regression losses ------
+
+BN_SPEC = nn.Sequential((nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 6 * 6, 10)),
+                        input_shape=(1, 12, 12), name="bn")
+VOCAB, T = 13, 6
+
+
+def token_batches(steps: int, n: int = 8, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random token windows and their next-token targets, for sequence models."""
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(0, VOCAB, (n, T)), rng.integers(0, VOCAB, (n, T))) for _ in range(steps)]
+
+
+def sequence_spec(*middle, flatten: bool = False) -> nn.Sequential:
+    """Embedding + ``middle`` + a head: per token (T, VOCAB) or, flattened, (VOCAB,)."""
+    head = (nn.Flatten(), nn.Linear(T * 8, VOCAB)) if flatten else (nn.Linear(8, VOCAB),)
+    return nn.Sequential((nn.Embedding(VOCAB, 8), *middle, *head), input_shape=(T,), name="seq")
+
+
+def keras_bn(x: np.ndarray, **kwargs) -> keras.layers.BatchNormalization:
+    layer = keras.layers.BatchNormalization(dtype="float64", **kwargs)
+    layer(x, training=True)
+    return layer
+
+
+def test_batchnorm_momentum_convention(pair):
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4))
+    assert torch.nn.BatchNorm1d(4).momentum == 0.1 and keras.layers.BatchNormalization().momentum == 0.99
+    bn = torch.nn.BatchNorm1d(4, momentum=0.9).double()
+    bn(torch.from_numpy(x))
+    layer = keras_bn(x, momentum=0.9)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.9 * x.mean(0))         # new batch
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.1 * x.mean(0))       # old value
+    agree(optim.SGD(0.1, momentum=0.9), BN_SPEC)
+
+
+def test_batchnorm_and_layernorm_eps(pair):
+    assert torch.nn.BatchNorm2d(3).eps == torch.nn.LayerNorm(3).eps == 1e-5
+    assert keras.layers.BatchNormalization().epsilon == keras.layers.LayerNormalization().epsilon == 1e-3
+    x = np.random.default_rng(0).normal(0, 0.01, size=(4, 8))  # variance ~1e-4: eps matters
+    torch_ln = F.layer_norm(torch.from_numpy(x), (8,)).numpy()
+    keras_ln = keras.layers.LayerNormalization(dtype="float64")(x).numpy()
+    assert np.abs(torch_ln - keras_ln).max() > 0.5
+    agree(optim.SGD(0.1), BN_SPEC)
+    spec = sequence_spec(nn.LayerNorm(8))
+    assert_parity(spec, optim.Adam(1e-2), token_batches(STEPS), steps=STEPS)
+
+
+def test_running_variance_unbiased_vs_biased(pair):
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    bn = torch.nn.BatchNorm1d(3, momentum=1.0).double()
+    bn(torch.from_numpy(x))
+    np.testing.assert_allclose(bn.running_var.numpy(), x.var(0, ddof=1))        # unbiased
+    np.testing.assert_allclose(keras_bn(x, momentum=0.0).moving_variance.numpy(), x.var(0))
+    report = agree(optim.SGD(0.1), BN_SPEC)
+    assert report.max_diff("weights") <= 1e-10  # running statistics are compared every step
+    stats = [b.get_params(b.build_model(BN_SPEC, nn.init_params(BN_SPEC, 0, dtype="float64"),
+                                        "float64")) for b in pair]
+    assert {"1.running_mean", "1.running_var"} <= set(stats[0]) == set(stats[1])
+
+
+def test_attention_weight_layout(pair):
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    assert tuple(mha.in_proj_weight.shape) == (24, 8) and tuple(mha.out_proj.weight.shape) == (8, 8)
+    layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+    layer(np.zeros((1, T, 8)), np.zeros((1, T, 8)))
+    assert tuple(layer.query_dense.kernel.shape) == (8, 2, 4)                      # (E, H, D)
+    assert tuple(layer.output_dense.kernel.shape) == (2, 4, 8)                     # (H, D, E)
+    spec = sequence_spec(nn.SelfAttention(8, 2))
+    params = nn.init_params(spec, 0, dtype="float64")
+    for b in pair:
+        got = b.get_params(b.build_model(spec, params, "float64"))
+        assert got["1.in_proj_weight"].shape == (24, 8)
+    assert_parity(spec, optim.Adam(1e-2), token_batches(STEPS), steps=STEPS)
+
+
+def test_causal_mask_meaning(pair):
+    x = np.random.default_rng(0).normal(size=(2, T, 8))
+    allowed = np.tril(np.ones((T, T), bool))
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).double()
+    t = torch.from_numpy(x)
+    masked = mha(t, t, t, attn_mask=torch.from_numpy(~allowed), need_weights=False)[0]
+    causal = mha(t, t, t, attn_mask=torch.from_numpy(allowed), need_weights=False)[0]
+    # torch: True = may NOT attend; Keras (attention_mask, use_causal_mask): True = may attend
+    assert np.abs(masked.detach().numpy() - causal.detach().numpy()).max() > 1e-3
+    assert "use_causal_mask" in inspect.signature(keras.layers.MultiHeadAttention.call).parameters
+    spec = sequence_spec(nn.SelfAttention(8, 2, causal=True))
+    params = nn.init_params(spec, 0, dtype="float64")
+    a, b = token_batches(1)[0][0], token_batches(1, seed=1)[0][0]
+    b[:, :3] = a[:, :3]  # the same first three tokens
+    for backend in pair:
+        model = backend.build_model(spec, params, "float64")
+        out = [backend.to_numpy(backend.forward(model, backend.to_device(v))) for v in (a, b)]
+        np.testing.assert_allclose(out[0][:, :3], out[1][:, :3], rtol=0, atol=1e-12)
+    assert_parity(spec, optim.Adam(1e-2), token_batches(STEPS), steps=STEPS)
+
+
+def test_sequence_cross_entropy_layout(pair):
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(4, T, VOCAB)), rng.integers(0, VOCAB, (4, T))
+    with pytest.raises(RuntimeError):  # torch wants classes on axis 1: (N, C, T)
+        F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y))
+    expected = F.cross_entropy(torch.from_numpy(logits).permute(0, 2, 1), torch.from_numpy(y)).item()
+    tf_value = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)))
+    assert abs(tf_value - expected) < 1e-12  # TF: classes on the last axis, (N, T, C)
+    for b in pair:
+        got = b.to_numpy(b.loss(losses.CrossEntropy(), b.to_device(logits), b.to_device(y)))
+        assert abs(float(got) - expected) <= 1e-12
+    assert_parity(sequence_spec(), optim.SGD(0.5), token_batches(STEPS), steps=STEPS)
+
+
+def test_embedding_initialisation_and_gradients(pair):
+    torch.manual_seed(0)
+    weight = torch.nn.Embedding(1000, 16).weight.detach().numpy()
+    assert 0.9 < weight.std() < 1.1                                              # N(0, 1)
+    layer = keras.layers.Embedding(1000, 16)
+    layer.build((None,))
+    assert np.abs(layer.embeddings.numpy()).max() <= 0.05                        # U(-0.05, 0.05)
+    spec = sequence_spec()
+    torch_like, keras_like = (nn.init_params(spec, 0, init=i)["0.weight"] for i in nn.INITS)
+    assert 0.9 < torch_like.std() < 1.1 and np.abs(keras_like).max() <= 0.05
+    ids = tf.constant([[1, 2]])
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(layer(ids))
+    assert isinstance(tape.gradient(out, layer.embeddings), tf.IndexedSlices)  # torch: dense
+    x, y = token_batches(1)[0]
+    grads = []
+    for b in pair:
+        model = b.build_model(spec, nn.init_params(spec, 0, dtype="float64"), "float64")
+        _, _, g = b.gradients(model, losses.CrossEntropy(), b.to_device(x), b.to_device(y))
+        grads.append(b.canonical_gradients(model, g)["0.weight"])
+    np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=1e-12)
+    assert_parity(spec, optim.SGD(0.5, momentum=0.9), token_batches(STEPS), steps=STEPS)
+
+
+def test_label_smoothing(pair):
+    assert "label_smoothing" in inspect.signature(F.cross_entropy).parameters
+    assert "label_smoothing" not in inspect.signature(
+        keras.losses.SparseCategoricalCrossentropy).parameters  # Keras: one-hot targets only
+    rng = np.random.default_rng(0)
+    logits, y = rng.normal(size=(8, 10)), rng.integers(0, 10, 8)
+    smooth = losses.CrossEntropy(label_smoothing=0.1)
+    expected = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(y), label_smoothing=0.1)
+    assert abs(expected.item() - F.cross_entropy(torch.from_numpy(logits),
+                                                 torch.from_numpy(y)).item()) > 0.01
+    for b in pair:
+        got = b.to_numpy(b.loss(smooth, b.to_device(logits), b.to_device(y)))
+        assert abs(float(got) - expected.item()) <= 1e-12
+    assert_parity(sequence_spec(), optim.SGD(0.5), token_batches(STEPS), steps=STEPS, loss=smooth)
+
+
+def test_smooth_l1_beta_vs_huber_delta(pair):
+    rng = np.random.default_rng(0)
+    out, target = rng.normal(0, 3, size=(16, 4)), rng.normal(0, 3, size=(16, 4))
+    torch_value = F.smooth_l1_loss(torch.from_numpy(out), torch.from_numpy(target), beta=2.0).item()
+    huber = float(keras.losses.Huber(delta=2.0)(target, out))
+    assert abs(huber - 2.0 * torch_value) < 1e-6  # Huber(delta) = delta * SmoothL1(beta=delta)
+    for spec in (losses.SmoothL1(2.0), losses.SmoothL1(0.5), losses.L1(), losses.BCEWithLogits()):
+        t = 1 / (1 + np.exp(-target)) if isinstance(spec, losses.BCEWithLogits) else target
+        native = {losses.SmoothL1: lambda a, b, s: F.smooth_l1_loss(a, b, beta=s.beta),
+                  losses.L1: lambda a, b, s: F.l1_loss(a, b),
+                  losses.BCEWithLogits: lambda a, b, s: F.binary_cross_entropy_with_logits(a, b)}
+        expected = native[type(spec)](torch.from_numpy(out), torch.from_numpy(t), spec).item()
+        for b in pair:
+            got = float(b.to_numpy(b.loss(spec, b.to_device(out), b.to_device(t))))
+            assert abs(got - expected) <= 1e-12, spec
+    data = [(x, rng.normal(size=(len(x), 10))) for x, _ in synthetic_batches(STEPS, (1, 12, 12))]
+    assert_parity(SMALL, optim.SGD(0.05), data, steps=STEPS, loss=losses.SmoothL1(0.5))
+
+
+def test_gelu_constants_precision(pair):
+    x = np.random.default_rng(0).normal(0, 3, size=1000)
+    exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    assert np.abs(F.gelu(torch.from_numpy(x)).numpy() - exact).max() < 1e-14
+    assert np.abs(tf.nn.gelu(tf.constant(x)).numpy() - exact).max() > 1e-10   # float32 constants
+    assert np.abs(keras.activations.gelu(tf.constant(x)).numpy() - exact).max() > 1e-10
+    for approximate in ("none", "tanh"):
+        spec = sequence_spec(nn.GELU(approximate))
+        assert_parity(spec, optim.SGD(0.5), token_batches(STEPS), steps=STEPS)
+
+
+def test_every_documented_row_names_a_test_here():
+    doc = (Path(__file__).parent.parent / "docs" / "framework-differences.md").read_text()
+    rows = [line for line in doc.splitlines() if re.match(r"\| \d+ \|", line)]
+    named = [re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[1]) for row in rows]
+    assert len(rows) >= 25 and all(named)
+    missing = [name for names in named for name in names if name not in globals()]
+    assert not missing, f"rows name tests that do not exist: {missing}"

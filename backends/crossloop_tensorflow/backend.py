@@ -93,10 +93,23 @@ class TensorFlowBackend(BaseBackend):
         if isinstance(spec, NativeLoss):  # Keras's order: (y_true, y_pred)
             return spec.fn(y, logits)
         if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
-            return tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+            if not spec.label_smoothing:
+                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=tf.cast(y, tf.int64), logits=logits))
+            e, classes = spec.label_smoothing, logits.shape[-1]  # torch's smoothed target
+            target = tf.one_hot(y, classes, dtype=logits.dtype) * (1 - e) + e / classes
+            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits))
         if isinstance(spec, losses.MSE):
             return tf.reduce_mean(tf.square(logits - y))
+        if isinstance(spec, losses.L1):
+            return tf.reduce_mean(tf.abs(logits - y))
+        if isinstance(spec, losses.SmoothL1):  # torch's beta (Keras's Huber delta scales by it)
+            d = tf.abs(logits - y)
+            if spec.beta == 0:
+                return tf.reduce_mean(d)
+            return tf.reduce_mean(tf.where(d < spec.beta, 0.5 * d * d / spec.beta, d - 0.5 * spec.beta))
+        if isinstance(spec, losses.BCEWithLogits):
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
         raise TypeError(f"the tensorflow backend has no loss {spec!r}")
 
     def gradients(self, model: keras.Model, loss: losses.Loss, x: tf.Tensor,
@@ -104,7 +117,10 @@ class TensorFlowBackend(BaseBackend):
         with tf.GradientTape() as tape:
             logits = self.forward(model, x, training=True)
             value = self.loss(loss, logits, y)
-        return value, logits, tape.gradient(value, model.trainable_variables)
+        grads = tape.gradient(value, model.trainable_variables)
+        # An embedding's gradient comes as IndexedSlices (rows looked up); crossloop's
+        # phases (clipping, the update, canonical gradients) take dense tensors, as torch's.
+        return value, logits, [tf.convert_to_tensor(g) for g in grads]
 
     def apply_gradients(self, optimizer: NativeOptimizer, model: keras.Model,
                         grads: list[tf.Tensor]) -> tuple[NativeOptimizer, keras.Model]:

@@ -20,6 +20,9 @@ class Metrics:
             self.grad_norm_sum = (tf.Variable(0.0, dtype=tf.float64, trainable=False)
                                   if grad_norm else None)
             self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.abs_error_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+            # float targets compared (regression)
+            self.values = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.compiled: dict = {}  # compiled steps that update these accumulators
 
     def add_grad_norm(self, grads: list[tf.Tensor]) -> None:
@@ -34,17 +37,21 @@ class Metrics:
             hits = tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y)
             self.correct.assign_add(tf.reduce_sum(tf.cast(hits, tf.int64)))
             self.labels.assign_add(tf.size(y, out_type=tf.int64))
+        else:
+            self.abs_error_sum.assign_add(tf.cast(tf.reduce_sum(tf.abs(logits - y)), tf.float64))
+            self.values.assign_add(tf.size(y, out_type=tf.int64))
         self.count.assign_add(n)
 
     def results(self) -> dict[str, float]:
         grad_norm_sum = None if self.grad_norm_sum is None else float(self.grad_norm_sum.numpy())
         return metrics.results(float(self.loss_sum.numpy()), float(self.correct.numpy()),
                                int(self.labels.numpy()), int(self.count.numpy()), grad_norm_sum,
-                               int(self.steps.numpy()))
+                               int(self.steps.numpy()), float(self.abs_error_sum.numpy()),
+                               int(self.values.numpy()))
 
     def reset(self) -> None:
         for variable in (self.loss_sum, self.correct, self.labels, self.count, self.steps,
-                         self.grad_norm_sum):
+                         self.grad_norm_sum, self.abs_error_sum, self.values):
             if variable is not None:
                 variable.assign(tf.zeros_like(variable))
 
@@ -54,6 +61,9 @@ class Metrics:
                 "labels": int(self.labels.numpy()), "count": int(self.count.numpy())}
         if self.grad_norm_sum is not None:
             sums.update(grad_norm_sum=float(self.grad_norm_sum.numpy()), steps=int(self.steps.numpy()))
+        if self.values.numpy():
+            sums.update(abs_error_sum=float(self.abs_error_sum.numpy()),
+                        values=int(self.values.numpy()))
         return sums
 
     def load_sums(self, sums: dict[str, float]) -> None:
@@ -61,6 +71,8 @@ class Metrics:
         self.correct.assign(int(sums["correct"]))
         self.count.assign(int(sums["count"]))
         self.labels.assign(int(sums.get("labels", sums["count"])))  # older checkpoints: class labels only
+        self.abs_error_sum.assign(sums.get("abs_error_sum", 0.0))
+        self.values.assign(int(sums.get("values", 0)))
         if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
             self.grad_norm_sum.assign(sums["grad_norm_sum"])
             self.steps.assign(int(sums["steps"]))

@@ -90,9 +90,16 @@ class TorchBackend(BaseBackend):
         if isinstance(spec, NativeLoss):  # torch's order: (input, target)
             return spec.fn(logits, y)
         if isinstance(spec, losses.CrossEntropy):  # (N, C) or (N, T, C): classes on the last axis
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1).long(),
+                                   label_smoothing=spec.label_smoothing)
         if isinstance(spec, losses.MSE):
             return F.mse_loss(logits, y)
+        if isinstance(spec, losses.L1):
+            return F.l1_loss(logits, y)
+        if isinstance(spec, losses.SmoothL1):
+            return F.smooth_l1_loss(logits, y, beta=spec.beta)
+        if isinstance(spec, losses.BCEWithLogits):
+            return F.binary_cross_entropy_with_logits(logits, y)
         raise TypeError(f"the torch backend has no loss {spec!r}")
 
     def gradients(self, model: torch.nn.Module, loss: losses.Loss, x: torch.Tensor,

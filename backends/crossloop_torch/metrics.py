@@ -17,6 +17,8 @@ class Metrics:
         self.count = 0
         self.grad_norm_sum = torch.zeros((), dtype=torch.float64, device=device) if grad_norm else None
         self.steps = 0
+        self.abs_error_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.values = 0  # float targets compared (regression)
 
     @torch.no_grad()
     def add_grad_norm(self, grads: list[torch.Tensor]) -> None:
@@ -31,17 +33,21 @@ class Metrics:
         if not y.is_floating_point():  # class or token ids, on the logits' last axis
             self.correct += (logits.argmax(-1) == y).sum()
             self.labels += y.numel()
+        else:
+            self.abs_error_sum += (logits.detach() - y).abs().sum().double()
+            self.values += y.numel()
         self.count += n
 
     def results(self) -> dict[str, float]:
         grad_norm_sum = None if self.grad_norm_sum is None else self.grad_norm_sum.item()
         return metrics.results(self.loss_sum.item(), self.correct.item(), self.labels, self.count,
-                               grad_norm_sum, self.steps)
+                               grad_norm_sum, self.steps, self.abs_error_sum.item(), self.values)
 
     def reset(self) -> None:
         self.loss_sum.zero_()
         self.correct.zero_()
-        self.labels = self.count = self.steps = 0
+        self.abs_error_sum.zero_()
+        self.labels = self.count = self.steps = self.values = 0
         if self.grad_norm_sum is not None:
             self.grad_norm_sum.zero_()
 
@@ -51,6 +57,8 @@ class Metrics:
                 "labels": self.labels, "count": self.count}
         if self.grad_norm_sum is not None:
             sums.update(grad_norm_sum=self.grad_norm_sum.item(), steps=self.steps)
+        if self.values:
+            sums.update(abs_error_sum=self.abs_error_sum.item(), values=self.values)
         return sums
 
     def load_sums(self, sums: dict[str, float]) -> None:
@@ -58,6 +66,8 @@ class Metrics:
         self.correct.fill_(int(sums["correct"]))
         self.count = int(sums["count"])
         self.labels = int(sums.get("labels", self.count))  # older checkpoints: class labels only
+        self.abs_error_sum.fill_(sums.get("abs_error_sum", 0.0))
+        self.values = int(sums.get("values", 0))
         if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
             self.grad_norm_sum.fill_(sums["grad_norm_sum"])
             self.steps = int(sums["steps"])

@@ -120,12 +120,13 @@ class BaseBackend:
     tensor transfer -- plus five small hooks that say how its native objects
     map to crossloop's canonical names and layout:
 
-    - ``_param_table(model)``: ``[(canonical name, native tensor)]`` in model order
+    - ``_param_table(model)``: ``[(canonical name, native tensor)]`` in model order, for
+      every model tensor: trainable parameters and non-trainable state (running stats)
     - ``_trainable_names(model)``: canonical names in the order of the gradients
     - ``_to_canonical(name, model, array)`` / ``_to_native(...)``: layout conversion
     - ``_assign(native, array)``: write a NumPy value into a native tensor
     - ``_slots(optimizer, model)`` / ``_load_slots(optimizer, model, arrays, step)``:
-      optimizer state by ``"<param>.<slot>"`` (torch's slot names)
+      optimizer state by ``"<param>.<slot>"`` (torch's slot names), trainable parameters only
 
     The metric accumulators have ``update``, ``results``, ``reset``, ``sums``,
     ``load_sums`` and ``add_grad_norm`` methods and a ``grad_norm_sum`` that is

@@ -82,6 +82,9 @@ class Experiment:
     model: str = _option(
         "model", "lenet5", f"model: a preset ({', '.join(nn.PRESETS)}; mlp and linear fit the "
         "data's shape) or your own as package.module:function returning a crossloop.nn spec")
+    recipe: bool = _option(
+        "model", False, "train the preset --model as its source does: its published optimizer, "
+        "learning rate, schedule, batch size and epochs (nn.RECIPES) for every setting not given")
     loss: str = _option("model", "cross_entropy", "loss: cross_entropy (class or token ids) or "
                         "mse (float targets; reports test R^2)", choices=tuple(losses.LOSSES))
     optimizer: str = _option("model", "adam", "optimizer (torch.optim formulas on every backend)",
@@ -151,7 +154,8 @@ class Experiment:
         "only)", parse=int)
     monitor: str | None = _option(
         "output", None, "epoch metric that picks checkpoints/best and that early stopping "
-        "watches (default: test_accuracy, or test_loss with --loss mse)", parse=str, choices=MONITORS)
+        "watches (default: test_accuracy, or test_loss with a float-target loss)", parse=str,
+        choices=MONITORS)
     early_stopping: int | None = _option(
         "output", None, "stop after this many epochs without improvement of --monitor "
         "(default: off)", parse=int)
@@ -167,13 +171,15 @@ class Experiment:
     # -- loading -------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, source: str = "settings") -> Experiment:
-        """An experiment from ``{field: value}``; keys may use ``-`` for ``_``."""
-        return cls(**_known(values, source))
+        """An experiment from ``{field: value}``; keys may use ``-`` for ``_``. With
+        ``recipe`` true, the model's recipe fills in the settings not given."""
+        return cls(**_with_recipe(_known(values, source)))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> Experiment:
         """An experiment from a TOML or JSON file, with ``overrides`` taking precedence."""
-        return cls(**{**_known(load_config(path), str(path)), **_known(overrides, "overrides")})
+        return cls(**_with_recipe({**_known(load_config(path), str(path)),
+                                   **_known(overrides, "overrides")}))
 
     @classmethod
     def from_sources(cls, config: str | os.PathLike[str] | None,
@@ -212,7 +218,7 @@ class Experiment:
     @property
     def monitored(self) -> str:
         """The metric ``monitor`` names, its default filled in."""
-        return self.monitor or ("test_loss" if self.loss == "mse" else "test_accuracy")
+        return self.monitor or ("test_accuracy" if self.loss == "cross_entropy" else "test_loss")
 
     def resolved_backend(self) -> str:
         """The backend name this experiment runs on (flag, then $CROSSLOOP_BACKEND, then torch)."""
@@ -241,9 +247,9 @@ class Experiment:
             raise ConfigError(str(exc)) from None
         if self.data_source == "tfds" and is_reference(self.dataset):
             raise ConfigError(f"dataset {self.dataset} is a function: drop --data-source tfds")
-        if self.loss == "mse" and self.monitored.endswith("accuracy"):
-            raise ConfigError(f"monitor {self.monitored} means nothing with loss mse (float "
-                              "targets have no accuracy): use --monitor test_loss")
+        if self.loss != "cross_entropy" and self.monitored.endswith("accuracy"):
+            raise ConfigError(f"monitor {self.monitored} means nothing with loss {self.loss} "
+                              "(float targets have no accuracy): use --monitor test_loss")
         try:
             self.optimizer_spec(steps_per_epoch=1)
         except ValueError as exc:
@@ -283,3 +289,14 @@ def _known(values: Mapping[str, Any], source: str) -> dict[str, Any]:
         raise ConfigError(f"{source}: unknown setting{'s' * (len(unknown) > 1)} "
                           f"{', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
     return values
+
+
+def _with_recipe(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over the published recipe of their model when ``recipe`` is set."""
+    if not values.get("recipe"):
+        return values
+    model = values.get("model", Experiment.model)
+    if model not in nn.RECIPES:
+        raise ConfigError(f"model {model!r} has no published recipe (models with one: "
+                          f"{', '.join(nn.RECIPES)}); drop --recipe")
+    return {**nn.RECIPES[model], **values}

@@ -8,6 +8,9 @@ reads them once per epoch or logging interval:
 - ``accuracy``: fraction of integer targets (class ids, or every token of a
   token sequence) equal to the arg-max of their logits; NaN for float targets,
 - ``count``: samples seen since the last reset,
+- ``mae`` (float targets, regression): mean absolute error over every target value,
+- ``perplexity`` (token-sequence targets, language models): exp of the mean loss,
+  the per-token cross-entropy,
 - ``grad_norm`` (only when asked for, ``backend.metrics(grad_norm=True)``): the
   mean global gradient norm per step, before clipping.
 
@@ -16,16 +19,27 @@ reads them once per epoch or logging interval:
 
 from __future__ import annotations
 
+import math
+
+TASK_METRICS = ("mae", "perplexity")  # reported where the targets make them meaningful
+
 
 def results(loss_sum: float, correct: float, labels: int, count: int,
-            grad_norm_sum: float | None = None, steps: int = 0) -> dict[str, float]:
+            grad_norm_sum: float | None = None, steps: int = 0, abs_error_sum: float = 0.0,
+            values: int = 0) -> dict[str, float]:
     """Turn the running sums into the reported metrics (NaN before any sample).
 
-    ``labels`` is how many integer targets ``correct`` was counted over.
+    ``labels`` is how many integer targets ``correct`` was counted over (more than
+    ``count`` for token sequences); ``values`` how many float targets
+    ``abs_error_sum`` was summed over.
     """
     nan = float("nan")
     out = {"loss": loss_sum / count if count else nan,
            "accuracy": correct / labels if labels else nan, "count": int(count)}
+    if values:
+        out["mae"] = abs_error_sum / values
+    if labels > count:
+        out["perplexity"] = math.exp(min(out["loss"], 700.0))  # capped below float overflow
     if grad_norm_sum is not None:
         out["grad_norm"] = grad_norm_sum / steps if steps else nan
     return out

@@ -209,10 +209,15 @@ def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, sourc
 
 
 def _result(logs: dict[str, float]) -> str:
-    """The headline test result of an epoch: R^2 and loss for regression, else accuracy."""
+    """The headline test result of an epoch: R^2 and loss for regression, else accuracy
+    (and perplexity for a language model)."""
     if "test_r2" in logs:
         return f"test R^2 {logs['test_r2']:.4f} (test loss {logs['test_loss']:.4f})"
-    return f"test accuracy {logs.get('test_accuracy', float('nan')):.4f}"
+    if "test_mae" in logs:
+        return f"test MAE {logs['test_mae']:.4f} (test loss {logs['test_loss']:.4f})"
+    perplexity = (f" (perplexity {logs['test_perplexity']:.2f})"
+                  if "test_perplexity" in logs else "")
+    return f"test accuracy {logs.get('test_accuracy', float('nan')):.4f}{perplexity}"
 
 
 def checkpoint_path(folder: RunFolder) -> Path:

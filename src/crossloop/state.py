@@ -23,8 +23,10 @@ from .nn import DTYPES
 
 SECTIONS = ("model", "optimizer")      # canonical tensors: name -> array
 # the running metric sums: the first three always, labels (integer targets counted)
-# since token targets, grad_norm_sum with steps when the gradient norm is tracked
-METRIC_SUMS = ("loss_sum", "correct", "count", "labels", "grad_norm_sum", "steps")
+# since token targets, grad_norm_sum with steps when the gradient norm is tracked,
+# abs_error_sum with values (float targets counted) once float targets were seen
+METRIC_SUMS = ("loss_sum", "correct", "count", "labels", "grad_norm_sum", "steps",
+               "abs_error_sum", "values")
 
 
 class StateError(InputError, ValueError):
@@ -131,15 +133,17 @@ def _check_history(state: Mapping[str, Any]) -> None:
 def _check_metrics(state: Mapping[str, Any]) -> None:
     metrics = _field(state, "metrics", Mapping)
     missing = [key for key in METRIC_SUMS[:3] if key not in metrics]
-    if missing or ("grad_norm_sum" in metrics) != ("steps" in metrics):
+    if (missing or ("grad_norm_sum" in metrics) != ("steps" in metrics)
+            or ("abs_error_sum" in metrics) != ("values" in metrics)):
         raise StateError(f"metrics must hold {', '.join(METRIC_SUMS[:3])} (and grad_norm_sum "
-                         f"with steps, or neither), got {', '.join(metrics) or 'nothing'}")
+                         "with steps, abs_error_sum with values, or neither), got "
+                         f"{', '.join(metrics) or 'nothing'}")
     for key, value in metrics.items():
         if key not in METRIC_SUMS:
             raise StateError(f"metrics has an unknown sum {key!r} (known: {', '.join(METRIC_SUMS)})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise StateError(f"metrics {key} must be a finite number, got {_short(value)}")
-    for key in ("count", "correct", "labels", "steps"):
+    for key in ("count", "correct", "labels", "steps", "values"):
         if key in metrics and (metrics[key] < 0 or metrics[key] != int(metrics[key])):
             raise StateError(f"metrics {key} must be a whole number >= 0, got {metrics[key]}")
     counted = metrics.get("count", 0)

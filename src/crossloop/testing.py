@@ -75,3 +75,18 @@ def assert_models_agree(torch_model: Any, keras_model: Any, inputs: np.ndarray,
     if not report.passed:
         raise AssertionError(f"{report.summary()}\n{report.table(max_rows=40)}")
     return report
+
+
+def random_batch(spec: nn.Sequential, n: int = 8, *, seed: int = 0,
+                 dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    """A batch of ``n`` random samples that fits ``spec``, with integer targets for its
+    outputs: token ids below the vocabulary for a model that starts with an
+    Embedding (and next-token targets), standard-normal inputs otherwise."""
+    rng = np.random.default_rng(seed)
+    first = spec.leaves()[0][1]
+    out = spec.shapes()[-1]
+    if isinstance(first, nn.Embedding):
+        x = rng.integers(0, first.num_embeddings, (n, *spec.input_shape))
+    else:
+        x = rng.standard_normal((n, *spec.input_shape)).astype(dtype)
+    return x, rng.integers(0, out[-1], (n, *out[:-1]))

@@ -184,8 +184,7 @@ class Trainer(TrainerState):
         logs = {"epoch": self.epoch, "loss": results["loss"], "accuracy": results["accuracy"],
                 "lr": self.lr, "seconds": seconds,
                 "samples_per_second": samples / seconds if seconds else float("nan")}
-        if "grad_norm" in results:
-            logs["grad_norm"] = results["grad_norm"]
+        logs.update({k: results[k] for k in ("grad_norm", *metrics.TASK_METRICS) if k in results})
         return logs
 
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -206,8 +205,9 @@ class Trainer(TrainerState):
 
     # -- evaluation -----------------------------------------------------------
     def evaluate(self, data: Any) -> dict[str, float]:
-        """Loss and accuracy over one pass of ``data``, without training; with the MSE
-        loss on crossloop Batches also ``r2``, the coefficient of determination."""
+        """Loss and accuracy over one pass of ``data``, without training, and the task's
+        metric (``mae`` for float targets, ``perplexity`` for token sequences); with the
+        MSE loss on crossloop Batches also ``r2``, the coefficient of determination."""
         data = self._source(data, None, shuffle=False)
         b = self.backend
         b.reset_metrics(self.eval_metrics)
@@ -215,7 +215,8 @@ class Trainer(TrainerState):
             for x, y in batches:
                 self.eval_metrics = b.eval_step(self.model, self.loss, self.eval_metrics, x, y)
         results = b.metric_results(self.eval_metrics)
-        out = {"loss": results["loss"], "accuracy": results["accuracy"]}
+        out = {"loss": results["loss"], "accuracy": results["accuracy"],
+               **{k: results[k] for k in metrics.TASK_METRICS if k in results}}
         if isinstance(self.loss, losses.MSE) and hasattr(data, "target_variance"):
             out["r2"] = metrics.r2(results["loss"], data.target_variance())
         return out

@@ -1,4 +1,5 @@
-"""Portable weights: a model's parameters in canonical layout, in one safetensors file.
+"""Portable weights: a model's tensors -- parameters and non-trainable state such as
+BatchNorm running statistics -- in canonical layout, in one safetensors file.
 
 The file holds each tensor in crossloop's canonical layout (torch's: conv
 kernels OIHW, dense weights (out, in), Flatten rows in C, H, W order), so
@@ -25,7 +26,7 @@ import numpy as np
 from . import checkpoint, nn, storage
 
 FORMAT = "crossloop.params/1"
-LAYOUT = "canonical: conv OIHW, dense (out, in), flatten C,H,W"
+LAYOUT = "canonical: conv OIHW, dense (out, in), flatten C,H,W"  # attention: torch's packed
 
 
 def save_params(path: str | os.PathLike[str], params: Mapping[str, np.ndarray],

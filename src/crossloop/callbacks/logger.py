@@ -12,7 +12,8 @@ from .base import Callback
 def format_epoch(logs: dict[str, float]) -> str:
     """One line for an epoch's logs: what every crossloop progress display prints."""
     parts = [f"epoch {logs['epoch']}"]
-    for key in ("loss", "accuracy", "test_loss", "test_accuracy", "test_r2"):
+    for key in ("loss", "accuracy", "test_loss", "test_accuracy", "test_r2", "test_mae",
+                "test_perplexity"):
         if key in logs and not (key.endswith("accuracy") and math.isnan(logs[key])):
             parts.append(f"{key} {logs[key]:.4f}")  # (float targets have no accuracy)
     parts.append(f"{logs['samples_per_second']:.0f} samples/s")

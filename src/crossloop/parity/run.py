@@ -138,10 +138,10 @@ def forward_diff(spec: nn.Sequential, params: Mapping[str, np.ndarray], x: np.nd
 
 
 def _check_deterministic(spec: nn.Sequential) -> None:
-    for i, layer in enumerate(spec.layers):
+    for path, layer in spec.leaves():
         if isinstance(layer, nn.Dropout) and layer.p > 0:
             raise ParityError(
-                f"layer {i} is Dropout(p={layer.p}): dropout masks come from each framework's own "
+                f"layer {path} is Dropout(p={layer.p}): dropout masks come from each framework's own "
                 "RNG, so the backends cannot agree; use p=0 for a parity run "
                 "(see docs/framework-differences.md)")
 

@@ -1,0 +1,98 @@
+"""Issue 10's parity acceptance: the real models, torch vs tensorflow on the CPU.
+
+    CROSSLOOP_DATA=../shared/data python acceptance/parity_models.py
+    python acceptance/parity_models.py --only tiny-gpt --steps64 20 --steps32 10   # a quick look
+
+float64, 100 steps: resnet20 (1x28x28) with SGD momentum + weight decay on MNIST
+batches; tiny-gpt with AdamW + global-norm clipping + warmup/cosine on the
+built-in text corpus (the Python standard library's source, char tokens);
+pytorch-mnist with dropout 0 and Adadelta (its recipe's optimizer; Adam where
+this checkout has no Adadelta yet). Every step: max |diff| of every parameter,
+of every BatchNorm running statistic and of the loss <= 1e-10; the eval-mode
+logits of the final weights <= 1e-10. float32, 50 steps: relative loss
+difference <= 1e-4 at every step. Prints one row per run; exits 1 if any run
+misses its tolerance.
+
+The float32 rows also print ``self32``: the largest relative difference, over
+the same steps, between torch's own float32 and float64 losses of the same run
+-- how far rounding alone moves this training in float32, the yardstick for the
+cross-backend difference beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from crossloop import nn, optim
+from crossloop.data import Batches, load_dataset
+from crossloop.parity import run_parity
+
+
+def _adadelta() -> tuple[str, optim.Optimizer]:
+    if "adadelta" in optim.OPTIMIZERS:
+        return "adadelta", optim.optimizer("adadelta", 1.0)
+    return "adam (no adadelta here)", optim.Adam(1e-3)
+
+
+def cases(steps: int) -> dict[str, tuple[nn.Sequential, str, Callable[[], optim.Optimizer], str]]:
+    """name -> (model, data set, optimizer factory, batch description)."""
+    return {
+        "resnet20": (nn.resnet20(), "mnist",
+                     lambda: optim.SGD(0.05, momentum=0.9, weight_decay=5e-4), "sgd m0.9 wd5e-4"),
+        "tiny-gpt": (nn.tiny_gpt(), "python-stdlib",
+                     lambda: optim.AdamW(optim.Cosine(1e-3, steps, warmup_steps=steps // 10),
+                                         weight_decay=0.1, clip_norm=1.0),
+                     "adamw clip1 warmup+cosine"),
+        "pytorch-mnist": (nn.without_dropout(nn.pytorch_mnist()), "mnist",
+                          lambda: _adadelta()[1], _adadelta()[0]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps64", type=int, default=100, help="steps of the float64 runs")
+    parser.add_argument("--steps32", type=int, default=50, help="steps of the float32 runs")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--only", nargs="*", default=None, help="run only these models")
+    parser.add_argument("--out", default=None, help="folder for report.json + parity.png per run")
+    args = parser.parse_args()
+
+    print(f"{'dtype':<8} {'model':<14} {'optimizer':<26} {'steps':>5} {'max|dparam|':>11} "
+          f"{'max|dstats|':>11} {'max|dloss|':>10} {'max rel':>9} {'self32':>9} {'logitsN':>9} "
+          f"{'s':>6}  verdict")
+    failed = 0
+    datasets: dict = {}
+    losses64: dict[str, list[float]] = {}  # torch's float64 losses, per model
+    for dtype, steps in (("float64", args.steps64), ("float32", args.steps32)):
+        for name, (spec, data, make_opt, what) in cases(steps).items():
+            if args.only and name not in args.only:
+                continue
+            if data not in datasets:
+                datasets[data] = load_dataset(data, **({"seq_len": spec.input_shape[0]}
+                                                       if data == "python-stdlib" else {}))
+            train = Batches.from_dataset(datasets[data], "train", args.batch_size, seed=0,
+                                         dtype=dtype)
+            report = run_parity(spec, make_opt(), train, steps=steps, dtype=dtype)
+            failed += not report.passed
+            torch_losses = [r.loss[0] for r in report.steps]
+            if dtype == "float64":
+                losses64[name] = torch_losses
+            own = [abs(a - b) / abs(b) for a, b in zip(torch_losses, losses64.get(name, []))]
+            stats = set(spec.buffers())
+            worst = {kind: max((d for r in report.steps for k, d in r.weight_diff.items()
+                                if (k in stats) == kind), default=0.0) for kind in (False, True)}
+            print(f"{dtype:<8} {name:<14} {what:<26} {steps:>5} {worst[False]:>11.2e} "
+                  f"{worst[True] if stats else float('nan'):>11.2e} "
+                  f"{report.max_diff('loss'):>10.2e} {report.max_diff('loss_rel'):>9.2e} "
+                  f"{max(own) if own and dtype == 'float32' else float('nan'):>9.2e} "
+                  f"{report.logits_diff['final']:>9.2e} {report.seconds:>6.1f}  "
+                  f"{'PASS' if report.passed else report.failure}", flush=True)
+            if args.out:
+                report.save(f"{args.out}/{dtype}-{name}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

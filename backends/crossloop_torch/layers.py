@@ -1,0 +1,75 @@
+"""torch modules for the crossloop specs torch has no stock module for: a residual
+block, self-attention over one input, learned positions, global average pooling.
+
+Mirrors crossloop_tensorflow/layers.py.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn as tnn
+
+from crossloop import nn
+
+
+class Residual(tnn.Module):
+    """``activation(body(x) + shortcut(x))``; the body's children are this module's own
+    (so they are named ``block.conv1``), the projection is ``block.shortcut``."""
+
+    def __init__(self, body: OrderedDict, shortcut: tnn.Module | None,
+                 activation: tnn.Module | None):
+        super().__init__()
+        for name, module in body.items():
+            self.add_module(name, module)
+        self.body = list(body.values())  # a plain list: not registered a second time
+        self.shortcut, self.activation = shortcut, activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for module in self.body:
+            out = module(out)
+        out = out + (x if self.shortcut is None else self.shortcut(x))
+        return out if self.activation is None else self.activation(out)
+
+
+class SelfAttention(tnn.MultiheadAttention):
+    """``nn.MultiheadAttention`` applied to one (N, T, E) input as query, key and value,
+    with torch's boolean causal mask (True = may not attend) when ``causal``."""
+
+    def __init__(self, spec: nn.SelfAttention):
+        super().__init__(spec.embed_dim, spec.num_heads, batch_first=True)
+        self.causal = spec.causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        mask = None
+        if self.causal:
+            t = x.shape[1]
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        return super().forward(x, x, x, attn_mask=mask, need_weights=False)[0]
+
+
+class PositionalEmbedding(tnn.Module):
+    """x + weight[:T] for (N, T, E) inputs: GPT's learned position embedding."""
+
+    def __init__(self, spec: nn.PositionalEmbedding):
+        super().__init__()
+        self.weight = tnn.Parameter(torch.empty(spec.max_len, spec.embedding_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight[: x.shape[1]]
+
+
+class Embedding(tnn.Embedding):
+    """``nn.Embedding`` that takes token ids of any integer dtype (torch wants int64)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.long())
+
+
+class GlobalAvgPool2d(tnn.Module):
+    """(N, C, H, W) -> (N, C): the mean over H and W."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
