@@ -8,7 +8,9 @@ epoch) and fires named events that callbacks hook into:
 
 SIGINT (Ctrl-C) and SIGTERM during ``fit`` finish the current step, fire
 ``on_interrupt`` (where the checkpoint callback saves) and raise
-:class:`Interrupted`, so a run stopped at any point can resume exactly.
+:class:`Interrupted`, so a run stopped at any point can resume exactly. A
+data-parallel backend (:mod:`crossloop.distributed`) has ``agree_on_signal``,
+called after every step, so all its processes stop after the same one.
 :meth:`Trainer.state_dict` is everything that resuming needs, in canonical
 layout; :mod:`crossloop.checkpoint` only serializes it.
 
@@ -191,6 +193,11 @@ class Trainer(TrainerState):
             self.model, self.optimizer, self.loss, self.train_metrics, x, y)
         self.step += 1
         self.batch += 1
+        agree = getattr(self.backend, "agree_on_signal", None)
+        if agree is not None:  # data-parallel: every process stops after the same step
+            signal_name = agree(self.interrupted)
+            if signal_name and not self.interrupted:
+                self._on_signal(signal_name)
         self._emit("on_batch_end")
 
     # -- evaluation -----------------------------------------------------------
