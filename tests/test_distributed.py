@@ -1,0 +1,129 @@
+"""Data-parallel training: N replicas on a global batch compute the one-process run.
+
+The multi-process tests start their processes with ``crossloop.launch`` over
+loopback, bound their run time and leave no process behind (``launch`` waits
+for every one it started). float64 on CPU, lenet5, a data size whose last batch
+does not split evenly, so the weighting of unequal slices is tested too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossloop.backend import BackendError
+from crossloop.distributed import World, loss_weight, part
+from crossloop.launch import Outcome, launch, rank_environments
+
+WORKER = str(Path(__file__).with_name("distributed_worker.py"))
+TIMEOUT = 240
+
+
+def _worker(out: Path, *args: str, replicas: int | None = None) -> np.lib.npyio.NpzFile:
+    """Run the worker alone (one process; with ``replicas``, MirroredStrategy)."""
+    extra = ["--replicas", str(replicas)] if replicas else []
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "TF_CONFIG")}
+    subprocess.run([sys.executable, WORKER, str(out), *args, *extra], check=True, env=env,
+                   timeout=TIMEOUT)
+    return np.load(out)
+
+
+def _launched(out: Path, *args: str, expect: int = 0) -> np.lib.npyio.NpzFile | None:
+    outcome = launch([sys.executable, WORKER, str(out), *args], 2, timeout=TIMEOUT)
+    assert outcome == Outcome(expect), outcome.describe()
+    return np.load(out) if expect == 0 else None
+
+
+def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    assert a.shape == b.shape and len(a) > 0
+    return float(np.abs(a - b).max())
+
+
+# -- the parts of a global batch ---------------------------------------------------
+@pytest.mark.parametrize("n, replicas", [(64, 2), (9, 2), (10, 3), (3, 3)])
+def test_parts_cover_the_batch_in_order_and_weights_average_to_one(n, replicas):
+    parts = [part(n, r, replicas) for r in range(replicas)]
+    assert [i for p in parts for i in range(n)[p]] == list(range(n))
+    sizes = [p.stop - p.start for p in parts]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+    weights = [loss_weight(s, n, replicas) for s in sizes]
+    assert np.isclose(np.mean(weights), 1.0)
+
+
+def test_a_replica_without_a_sample_is_refused():
+    with pytest.raises(ValueError, match="cannot be split over 4 replicas"):
+        part(3, 0, 4)
+
+
+def test_world_from_env(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert World.from_env() is None
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert World.from_env() == World(1, 2)
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(BackendError, match="not in 0..1"):
+        World.from_env()
+
+
+# -- the launcher --------------------------------------------------------------------
+def test_rank_environments_are_loopback_and_distinct():
+    envs = rank_environments(2, {})
+    assert [e["RANK"] for e in envs] == ["0", "1"]
+    assert {e["MASTER_ADDR"] for e in envs} == {"127.0.0.1"}
+    assert len({e["MASTER_PORT"] for e in envs}) == 1
+    assert envs[0]["TF_CONFIG"] != envs[1]["TF_CONFIG"] and "127.0.0.1:" in envs[0]["TF_CONFIG"]
+
+
+def test_a_failing_rank_is_named_and_the_others_are_stopped(tmp_path):
+    script = ("import os, sys, time\n"
+              "if os.environ['RANK'] == '1': sys.exit(3)\n"
+              "time.sleep(120)\n")
+    outcome = launch([sys.executable, "-c", script], 2, timeout=60)
+    assert outcome == Outcome(3, failed=1)
+    assert outcome.describe() == "rank 1 exited with code 3; the other ranks were stopped"
+
+
+# -- the contract: N replicas == one process -----------------------------------------
+def test_torch_ddp_two_processes_equal_one_process_in_float64(tmp_path):
+    args = ("--backend", "torch", "--samples", "73", "--batch-size", "32", "--steps", "3")
+    one = _worker(tmp_path / "one.npz", *args)
+    two = _launched(tmp_path / "two.npz", *args)  # batches of 32, 32 and 9 (5 + 4)
+    assert len(one["params"]) == 3
+    assert _max_difference(one["params"], two["params"]) <= 1e-10
+    _assert_same_history(one, two)
+
+
+def test_tensorflow_mirrored_two_cpu_devices_equal_one_device_in_float64(tmp_path):
+    args = ("--backend", "tensorflow", "--samples", "73", "--batch-size", "32", "--steps", "3")
+    one = _worker(tmp_path / "one.npz", *args)
+    two = _worker(tmp_path / "two.npz", *args, replicas=2)
+    assert _max_difference(one["params"], two["params"]) <= 1e-10
+
+
+def test_a_two_process_run_stopped_by_sigterm_resumes_as_one_process(tmp_path):
+    args = ("--backend", "torch", "--samples", "73", "--batch-size", "32", "--steps", "0",
+            "--epochs", "2")
+    whole = _worker(tmp_path / "whole.npz", *args)
+    _launched(tmp_path / "two.npz", *args, "--stop-at", "2", "--checkpoint",
+              str(tmp_path / "ckpt"), expect=143)
+    resumed = _worker(tmp_path / "resumed.npz", *args, "--resume",
+                      str(tmp_path / "ckpt" / "last.safetensors"))
+    assert _max_difference(whole["final"], resumed["final"]) <= 1e-10
+    _assert_same_history(whole, resumed)
+
+
+def _assert_same_history(a: np.lib.npyio.NpzFile, b: np.lib.npyio.NpzFile) -> None:
+    """The epochs' metrics agree: summed over the replicas as one process sums them."""
+    first, second = json.loads(str(a["history"])), json.loads(str(b["history"]))
+    assert len(first) == len(second) > 0
+    for x, y in zip(first, second):
+        assert x["accuracy"] == y["accuracy"] and x["test_accuracy"] == y["test_accuracy"]
+        for key in ("loss", "grad_norm", "test_loss"):
+            assert abs(x[key] - y[key]) <= 1e-10, key
