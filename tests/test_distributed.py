@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crossloop import checkpoint
 from crossloop.backend import BackendError
 from crossloop.distributed import World, loss_weight, part
 from crossloop.launch import Outcome, launch, rank_environments
@@ -127,3 +128,44 @@ def _assert_same_history(a: np.lib.npyio.NpzFile, b: np.lib.npyio.NpzFile) -> No
         assert x["accuracy"] == y["accuracy"] and x["test_accuracy"] == y["test_accuracy"]
         for key in ("loss", "grad_norm", "test_loss"):
             assert abs(x[key] - y[key]) <= 1e-10, key
+
+
+def test_train_nproc_2_prints_and_writes_once_and_equals_one_process(tmp_path):
+    """crossloop train --nproc 2 end to end: rank 0 alone prints and writes the run
+    folder, and the run is the one-process run."""
+    settings = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--dtype", "float64",
+                "--quiet", "--no-plot", "--no-tensorboard", "--lr", "0.01"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "TF_CONFIG")}
+    runs = {}
+    for nproc in (1, 2):
+        folder = tmp_path / f"n{nproc}"
+        done = subprocess.run([sys.executable, "-m", "crossloop", "train", "--nproc", str(nproc),
+                               *settings, "--out-dir", str(folder)], env=env, timeout=TIMEOUT,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("writing to") == 1 and done.stdout.count("final test") == 1
+        runs[nproc] = folder
+    one, two = (checkpoint.load(runs[n] / "checkpoints" / "last.safetensors") for n in (1, 2))
+    assert max(np.abs(one["model"][k] - two["model"][k]).max() for k in one["model"]) <= 1e-10
+    first, second = (json.loads((runs[n] / "history.json").read_text()) for n in (1, 2))
+    assert abs(first[-1]["loss"] - second[-1]["loss"]) <= 1e-10
+    assert first[-1]["test_accuracy"] == second[-1]["test_accuracy"]
+
+
+# -- docs/framework-differences.md: how each engine combines the replicas' gradients --
+NATIVE = str(Path(__file__).with_name("distributed_native.py"))
+
+
+def test_data_parallel_loss_scaling_ddp_averages_and_tf_distribute_sums(tmp_path):
+    """The native halves (w = 0, loss mean((w x - 1)^2), a sample's gradient -2x):
+    torch DDP averages the ranks' gradients, so unequal slices [1, 2] and [3] give
+    -4.5, not the global batch's -4; Keras under MirroredStrategy sums them, so each
+    replica keeping its own mean moves w by 10, twice the single-device step of 5.
+    crossloop's side -- weights by each slice's share, equal to one process -- is
+    the equality tests above (with an uneven last batch)."""
+    out = tmp_path / "torch.json"
+    assert launch([sys.executable, NATIVE, "torch", str(out)], 2, timeout=TIMEOUT) == Outcome(0)
+    assert json.loads(out.read_text()) == pytest.approx(-4.5)
+    out = tmp_path / "tensorflow.json"
+    subprocess.run([sys.executable, NATIVE, "tensorflow", str(out)], check=True, timeout=TIMEOUT)
+    assert json.loads(out.read_text()) == pytest.approx(10.0)
