@@ -19,7 +19,7 @@ import pytest
 
 from crossloop import checkpoint
 from crossloop.backend import BackendError
-from crossloop.distributed import World, loss_weight, part
+from crossloop.distributed import World, agreed_signal, loss_weight, part, signal_flags
 from crossloop.launch import Outcome, launch, rank_environments
 
 WORKER = str(Path(__file__).with_name("distributed_worker.py"))
@@ -169,3 +169,10 @@ def test_data_parallel_loss_scaling_ddp_averages_and_tf_distribute_sums(tmp_path
     out = tmp_path / "tensorflow.json"
     subprocess.run([sys.executable, NATIVE, "tensorflow", str(out)], check=True, timeout=TIMEOUT)
     assert json.loads(out.read_text()) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("received, agreed", [([None, None], None), ([None, "SIGINT"], "SIGINT"),
+                                              (["SIGINT", "SIGTERM"], "SIGTERM")])
+def test_ranks_agree_on_the_strongest_signal_any_of_them_received(received, agreed):
+    sums = np.sum([signal_flags(name) for name in received], axis=0)
+    assert agreed_signal(sums) == agreed

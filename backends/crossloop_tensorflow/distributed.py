@@ -163,8 +163,8 @@ class DataParallelBackend(TensorFlowBackend):
         worker calls this after each step, so all stop after the same one."""
         if self.world_size == 1:
             return signal_name
-        if self._agree is None:
-            self._agree = tf.function(lambda code: self.strategy.reduce(
-                tf.distribute.ReduceOp.MAX, self.strategy.run(lambda c: c, (code,)), axis=None))
-        code = {"SIGINT": 1, "SIGTERM": 2}.get(signal_name or "", 0)
-        return {1: "SIGINT", 2: "SIGTERM"}.get(int(self._agree(tf.constant(code, tf.int64))))
+        if self._agree is None:  # the workers' flags summed, compiled once
+            self._agree = tf.function(lambda flags: self.strategy.reduce(
+                _SUM, self.strategy.run(lambda f: f, (flags,)), axis=None))
+        flags = tf.constant(distributed.signal_flags(signal_name), tf.int64)
+        return distributed.agreed_signal(self._agree(flags).numpy().tolist())

@@ -149,10 +149,9 @@ class DataParallelBackend(TorchBackend):
     def agree_on_signal(self, signal_name: str | None) -> str | None:
         """The signal that any rank received (SIGTERM over SIGINT), or None: every rank
         calls this after each step, so all stop after the same one."""
-        code = {"SIGINT": 1, "SIGTERM": 2}.get(signal_name or "", 0)
-        flag = torch.tensor([code], dtype=torch.int64, device=self._device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return {1: "SIGINT", 2: "SIGTERM"}.get(int(flag.item()))
+        flags = torch.tensor(distributed.signal_flags(signal_name), device=self._device)
+        dist.all_reduce(flags)
+        return distributed.agreed_signal(flags.tolist())
 
 
 def _grad_norm_sums(metrics: Metrics) -> dict[str, float]:

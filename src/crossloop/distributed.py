@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,22 @@ def loss_weight(local: int, n: int, replicas: int) -> float:
     replicas' losses average (torch DDP averages gradients) to the mean over all
     ``n``: ``local * replicas / n``; 1 when the slices are equal."""
     return local * replicas / n
+
+
+SIGNALS = ("SIGINT", "SIGTERM")  # what a rank may have received, in rising precedence
+
+
+def signal_flags(signal_name: str | None) -> list[int]:
+    """One flag per name of :data:`SIGNALS`: 1 for the signal this rank received. A
+    data-parallel backend sums the ranks' flags (``agree_on_signal``) and reads the
+    sum with :func:`agreed_signal`, so every rank stops after the same step."""
+    return [int(signal_name == name) for name in SIGNALS]
+
+
+def agreed_signal(flag_sums: Sequence[int]) -> str | None:
+    """The signal some rank received (SIGTERM over SIGINT), from the summed flags."""
+    return next((name for name, n in zip(reversed(SIGNALS), reversed(list(flag_sums))) if n),
+                None)
 
 
 def is_chief(backend: Any) -> bool:

@@ -191,11 +191,7 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
                 if state is not None and state.get("settings") else ResumePlan())
         trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder.path, steps),
                                 backend=backend)
-        try:
-            trainer.check_data(train)
-        except ValueError as exc:
-            raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
-                              f"{exp.loss}): {exc}") from None
+        _check_data(trainer, train, exp)
         if state is not None:
             _resume(trainer, state, plan, folder.path, source.path)
         write_json(folder.path / "config.json", trainer.settings)
@@ -219,10 +215,20 @@ def _run_rank(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any
     folder = output_dir(exp)
     trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder, steps, chief=False),
                             backend=backend)
+    _check_data(trainer, train, exp)
     if state is not None:
         trainer.load_state_dict(state, reset_optimizer=plan.reset_optimizer)
     trainer.fit(train, test, epochs=exp.epochs)
     return trainer
+
+
+def _check_data(trainer: Trainer, train: Any, exp: Experiment) -> None:
+    """Raise ConfigError (a bad setting) unless the model fits the training data."""
+    try:
+        trainer.check_data(train)
+    except ValueError as exc:
+        raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
+                          f"{exp.loss}): {exc}") from None
 
 
 def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, source: Path) -> None:
