@@ -61,17 +61,19 @@ class DataParallelBackend(TensorFlowBackend):
                 raise BackendError("multi-worker TensorFlow needs TF_CONFIG naming every worker "
                                    "(crossloop train --nproc N sets it)")
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            self._engine = "MultiWorkerMirroredStrategy"
             self.rank = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
             self.world_size = world.size
         else:
             self.strategy = tf.distribute.MirroredStrategy(self._devices(replicas or 2))
+            self._engine = "MirroredStrategy"
             self.rank, self.world_size = 0, 1
         self.replicas = self.strategy.num_replicas_in_sync
         self._agree = None  # the compiled cross-worker vote of agree_on_signal
 
     def __repr__(self) -> str:
         return (f"TensorFlowBackend(device={self.device!r}, tensorflow={tf.__version__}, "
-                f"{type(self.strategy).__name__} over {self.replicas} replicas, rank "
+                f"{self._engine} over {self.replicas} replicas, rank "
                 f"{self.rank} of {self.world_size})")
 
     def _devices(self, replicas: int) -> list[str]:

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         folder = exp.out_dir
         if os.environ.get("RANK", "0") == "0":  # a data-parallel run's other ranks stay quiet
             print(f"crossloop train: stopped by {stop.signal_name} at step {stop.step}; the last "
-              f"checkpoint is in {folder}/checkpoints. Continue with: "
+                  f"checkpoint is in {folder}/checkpoints. Continue with: "
                   f"crossloop train --resume {folder}", file=sys.stderr)
         return 130 if stop.signal_name == "SIGINT" else 143
     return 0
