@@ -176,3 +176,33 @@ def test_data_parallel_loss_scaling_ddp_averages_and_tf_distribute_sums(tmp_path
 def test_ranks_agree_on_the_strongest_signal_any_of_them_received(received, agreed):
     sums = np.sum([signal_flags(name) for name in received], axis=0)
     assert agreed_signal(sums) == agreed
+
+
+def test_train_nproc_names_the_failing_rank_with_its_message_and_code(tmp_path):
+    """Rank 1's model function returns no model: rank 1 prints its one-line error and
+    exits 2; the launcher names it and stops rank 0 (waiting for it in DDP)."""
+    (tmp_path / "rank_model.py").write_text(
+        "import os\n"
+        "from crossloop import nn\n"
+        "def model(input_shape, num_classes):\n"
+        "    if os.environ['RANK'] == '1':\n"
+        "        return 'not a model'\n"
+        "    return nn.mlp(num_classes=num_classes, input_shape=input_shape)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "TF_CONFIG")}
+    done = subprocess.run([sys.executable, "-m", "crossloop", "train", "--nproc", "2",
+                           "--dataset", "digits", "--model", "rank_model:model", "--out-dir",
+                           str(tmp_path / "run")], env=env, timeout=TIMEOUT, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "crossloop train: error: " in done.stderr and "rank_model" in done.stderr
+    assert done.stderr.splitlines()[-1] == ("crossloop train: error: rank 1 exited with code 2; "
+                                            "the other ranks were stopped")
+
+
+def test_data_parallel_torch_needs_a_world(monkeypatch):
+    pytest.importorskip("torch")
+    from crossloop_torch.distributed import DataParallelBackend
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(BackendError, match="crossloop train --nproc N or torchrun"):
+        DataParallelBackend(device="cpu")

@@ -42,12 +42,12 @@ class DataParallelBackend(TorchBackend):
 
     The process group is joined here (``env://``): gloo on CPU, NCCL on GPUs, each
     process on GPU ``LOCAL_RANK``. ``rank`` and ``world_size`` say where this
-    process stands; ``replicas`` is the number of processes.
+    process stands (one replica per process).
     """
 
     def __init__(self, device: str = "auto", compile: bool = False):
         world = distributed.World.from_env()
-        if world is None:
+        if world is None or not {"MASTER_ADDR", "MASTER_PORT"} <= os.environ.keys():
             raise BackendError("data-parallel torch needs RANK, WORLD_SIZE, MASTER_ADDR and "
                                "MASTER_PORT: start it with crossloop train --nproc N or torchrun")
         super().__init__(device=device, compile=compile)
@@ -58,7 +58,6 @@ class DataParallelBackend(TorchBackend):
             dist.init_process_group("nccl" if self.device == "gpu" else "gloo",
                                     rank=world.rank, world_size=world.size)
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        self.replicas = self.world_size
         self._wrapped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._weight = 1.0  # this replica's loss weight in the step being run
 
