@@ -44,9 +44,9 @@ class DataParallelBackend(TensorFlowBackend):
 
     In a torchrun-style world (``WORLD_SIZE`` set; ``TF_CONFIG`` names the
     workers) it is ``MultiWorkerMirroredStrategy``, one replica per process;
-    otherwise ``MirroredStrategy`` over ``replicas`` devices of this process: the
-    first GPUs, or on CPU that many logical CPU devices (which must be set up
-    before TensorFlow starts its runtime, so make this backend first).
+    otherwise ``MirroredStrategy`` over ``replicas`` (default 2) devices of this
+    process: the first GPUs, or on CPU that many logical CPU devices (which must
+    be set up before TensorFlow starts its runtime, so make this backend first).
     """
 
     # Every batch size gets its own trace, so each replica's slice has a static shape.
@@ -57,6 +57,9 @@ class DataParallelBackend(TensorFlowBackend):
         world = distributed.World.from_env()
         super().__init__(device=device, compile=compile, jit_compile=jit_compile)
         if world is not None:
+            if replicas is not None:
+                raise BackendError("replicas= is for MirroredStrategy in one process; this one "
+                                   "is a worker of a multi-process run (WORLD_SIZE is set)")
             if "TF_CONFIG" not in os.environ:
                 raise BackendError("multi-worker TensorFlow needs TF_CONFIG naming every worker "
                                    "(crossloop train --nproc N sets it)")
