@@ -108,16 +108,24 @@ def test_tensorflow_mirrored_two_cpu_devices_equal_one_device_in_float64(tmp_pat
     assert _max_difference(one["params"], two["params"]) <= 1e-10
 
 
-def test_a_two_process_run_stopped_by_sigterm_resumes_as_one_process(tmp_path):
+@pytest.mark.parametrize("stopped, resumed", [(2, 1), (1, 2)])
+def test_a_run_stopped_by_sigterm_resumes_with_another_number_of_processes(tmp_path, stopped,
+                                                                         resumed):
     args = ("--backend", "torch", "--samples", "73", "--batch-size", "32", "--steps", "0",
             "--epochs", "2")
+    last = str(tmp_path / "ckpt" / "last.safetensors")
+    runs = {1: _worker, 2: lambda out, *a: _launched(out, *a, expect=0)}
     whole = _worker(tmp_path / "whole.npz", *args)
-    _launched(tmp_path / "two.npz", *args, "--stop-at", "2", "--checkpoint",
-              str(tmp_path / "ckpt"), expect=143)
-    resumed = _worker(tmp_path / "resumed.npz", *args, "--resume",
-                      str(tmp_path / "ckpt" / "last.safetensors"))
-    assert _max_difference(whole["final"], resumed["final"]) <= 1e-10
-    _assert_same_history(whole, resumed)
+    stop = ("--stop-at", "2", "--checkpoint", str(tmp_path / "ckpt"))
+    if stopped == 2:
+        _launched(tmp_path / "stopped.npz", *args, *stop, expect=143)
+    else:
+        with pytest.raises(subprocess.CalledProcessError) as stop_code:
+            _worker(tmp_path / "stopped.npz", *args, *stop)
+        assert stop_code.value.returncode == 143
+    done = runs[resumed](tmp_path / "resumed.npz", *args, "--resume", last)
+    assert _max_difference(whole["final"], done["final"]) <= 1e-10
+    _assert_same_history(whole, done)
 
 
 def _assert_same_history(a: np.lib.npyio.NpzFile, b: np.lib.npyio.NpzFile) -> None:
