@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -26,6 +27,7 @@ from .signals import stop_on_signals
 
 GRACE_SECONDS = 30.0   # how long stopped ranks get to save before they are killed
 LOOPBACK = "127.0.0.1"
+LOOPBACK_INTERFACE = {"linux": "lo", "darwin": "lo0"}.get(sys.platform)
 STOPPED = (130, 143)   # the exit codes of a rank stopped by SIGINT/SIGTERM after saving
 
 
@@ -73,7 +75,8 @@ def rank_environments(nproc: int, base: Mapping[str, str] | None = None) -> list
                    TF_CONFIG=json.dumps({"cluster": cluster,
                                          "task": {"type": "worker", "index": rank}}))
         env.setdefault("OMP_NUM_THREADS", threads)
-        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        if LOOPBACK_INTERFACE:  # gloo would otherwise pick the interface of the host name
+            env.setdefault("GLOO_SOCKET_IFNAME", LOOPBACK_INTERFACE)
         envs.append(env)
     return envs
 
