@@ -214,3 +214,22 @@ def test_data_parallel_torch_needs_a_world(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(BackendError, match="crossloop train --nproc N or torchrun"):
         DataParallelBackend(device="cpu")
+
+
+def test_a_backend_without_a_distributed_module_is_named(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from crossloop import backend as backend_mod
+    from crossloop.distributed import get_data_parallel_backend
+
+    package = tmp_path / "single_only"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "backend.py").write_text("class Backend:\n"
+                                        "    def __init__(self, device='auto'):\n"
+                                        "        self.device = 'cpu'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = metadata.EntryPoint("single", "single_only.backend:Backend", "crossloop.backends")
+    monkeypatch.setattr(backend_mod, "_entry_points", lambda: {"single": entry})
+    with pytest.raises(BackendError, match="'single' offers no data-parallel training"):
+        get_data_parallel_backend("single")
