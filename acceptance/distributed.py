@@ -8,9 +8,10 @@
    TensorFlow with 2 replicas -- MirroredStrategy over two logical CPU devices, and
    MultiWorkerMirroredStrategy over 2 localhost processes -- against 1 device; the
    largest parameter difference after each step (lenet5 has no running statistics).
-2. Stop and resume: ``crossloop train --nproc 2`` on MNIST (float64, one epoch) is
-   sent SIGTERM after its first checkpoint, resumed with ``crossloop train --resume``
-   as 1 process, and compared with an uninterrupted 1-process run.
+2. Stop and resume, on each backend: ``crossloop train --nproc 2`` on MNIST
+   (float64, one epoch) is sent SIGTERM after its first checkpoint, resumed with
+   ``crossloop train --resume`` as 1 process, and compared with an uninterrupted
+   1-process run.
 3. Throughput of 2 processes against 1 (float32, batch 64), with the thread
    settings of each run: the median of ``--repeats`` rounds, each round running
    every set-up once.
@@ -77,16 +78,17 @@ def equality(tmp: Path, steps: int) -> list[tuple[str, float, bool]]:
     return rows
 
 
-def stop_and_resume(tmp: Path) -> tuple[str, float, bool]:
+def stop_and_resume(tmp: Path, backend: str) -> tuple[str, float, bool]:
     """SIGTERM a 2-process ``crossloop train`` after its first checkpoint, resume it as 1
     process, and compare with an uninterrupted 1-process run."""
-    settings = ["--dataset", "mnist", "--model", "lenet5", "--optimizer", "sgd", "--lr", "0.05",
-                "--momentum", "0.9", "--clip-norm", "0.5", "--dtype", "float64", "--epochs", "1",
-                "--checkpoint-every", "50", "--quiet", "--no-plot", "--no-tensorboard"]
+    settings = ["--backend", backend, "--dataset", "mnist", "--model", "lenet5", "--optimizer",
+                "sgd", "--lr", "0.05", "--momentum", "0.9", "--clip-norm", "0.5", "--dtype",
+                "float64", "--epochs", "1", "--checkpoint-every", "50", "--quiet", "--no-plot",
+                "--no-tensorboard"]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "TF_CONFIG")}
     env["OMP_NUM_THREADS"] = "1"
     train = [sys.executable, "-m", "crossloop", "train"]
-    stopped, whole = tmp / "stopped", tmp / "whole"
+    stopped, whole = tmp / f"stopped-{backend}", tmp / f"whole-{backend}"
     run = subprocess.Popen([*train, "--nproc", "2", *settings, "--out-dir", str(stopped)],
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     saved = stopped / "checkpoints" / "last.safetensors"
@@ -106,8 +108,9 @@ def stop_and_resume(tmp: Path) -> tuple[str, float, bool]:
     a, b = (checkpoint.load(folder / "checkpoints" / "last.safetensors")["model"]
             for folder in (stopped, whole))
     difference = max(float(np.abs(a[k] - b[k]).max()) for k in a)
-    return (f"torch: 2 processes stopped by SIGTERM at step {at.group(1)}, resumed as 1, vs "
-            f"1 uninterrupted (938 steps)", difference, difference <= TOLERANCE)
+    return (f"{backend}: `crossloop train --nproc 2` stopped by SIGTERM at step {at.group(1)}, "
+            "resumed as 1 process, vs 1 uninterrupted (938 steps)", difference,
+            difference <= TOLERANCE)
 
 
 def throughput(tmp: Path, steps: int, repeats: int) -> list[tuple[str, str, list[float]]]:
@@ -159,7 +162,8 @@ def report_equality(tmp: Path, steps: int) -> bool:
     print(f"## Equality: lenet5, MNIST, float64, global batch 64, {steps} steps\n")
     print("| comparison | max parameter difference over all steps | <= 1e-10 at every step |")
     print("|---|---|---|")
-    for label, difference, passed in [*equality(tmp, steps), stop_and_resume(tmp)]:
+    for label, difference, passed in [*equality(tmp, steps), stop_and_resume(tmp, "torch"),
+                                      stop_and_resume(tmp, "tensorflow")]:
         print(f"| {label} | {difference:.3g} | {'yes' if passed else 'NO'} |", flush=True)
         ok &= passed
     return ok
