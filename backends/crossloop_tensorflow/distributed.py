@@ -63,6 +63,7 @@ class DataParallelBackend(TensorFlowBackend):
             if "TF_CONFIG" not in os.environ:
                 raise BackendError("multi-worker TensorFlow needs TF_CONFIG naming every worker "
                                    "(crossloop train --nproc N sets it)")
+            _threads_per_process()
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
             self._engine = "MultiWorkerMirroredStrategy"
             self.rank = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
@@ -173,3 +174,14 @@ class DataParallelBackend(TensorFlowBackend):
                 _SUM, self.strategy.run(lambda f: f, (flags,)), axis=None))
         flags = tf.constant(distributed.signal_flags(signal_name), tf.int64)
         return distributed.agreed_signal(self._agree(flags).numpy().tolist())
+
+
+def _threads_per_process() -> None:
+    """Give this worker ``OMP_NUM_THREADS`` intra- and inter-op threads when it is set
+    (``crossloop train --nproc N`` sets cores / N): TensorFlow sizes its pools by the
+    cores otherwise, and N workers on one machine would each take them all."""
+    threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    if threads:
+        with contextlib.suppress(RuntimeError):  # raised once the runtime has started
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
