@@ -1,6 +1,6 @@
 """Issue 10's parity acceptance: the real models, torch vs tensorflow on the CPU.
 
-    CROSSLOOP_DATA=../shared/data python acceptance/parity_models.py
+    CROSSLOOP_DATA=/path/to/data python acceptance/parity_models.py
     python acceptance/parity_models.py --only tiny-gpt --steps64 20 --steps32 10   # a quick look
 
 float64, 100 steps: resnet20 (1x28x28) with SGD momentum + weight decay on MNIST

@@ -32,6 +32,8 @@ class TensorFlowBackend(BaseBackend):
     """
 
     name = "tensorflow"
+    # Traces of a step after the first take any batch size (one trace, not one per size).
+    reduce_retracing = True
 
     def __init__(self, device: str = "auto", compile: bool = True, jit_compile: bool = False):
         if keras.backend.backend() != "tensorflow":
@@ -178,7 +180,8 @@ class TensorFlowBackend(BaseBackend):
                     # autograph=False: the step has no tensor-dependent Python control
                     # flow to convert, and converting a closure only slows tracing.
                     metrics.compiled[key] = tf.function(step, jit_compile=self.jit_compile,
-                                                        reduce_retracing=True, autograph=False)
+                                                        reduce_retracing=self.reduce_retracing,
+                                                        autograph=False)
                 traced = metrics.compiled[key].get_concrete_function(x, y)
                 metrics.compiled[signature] = traced
             traced(x, y)

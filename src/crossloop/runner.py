@@ -42,6 +42,7 @@ from .callbacks.monitor import mode_for
 from .data import Batches, Dataset, load_tfds
 from .data.catalog import TEXT_DATASETS
 from .data.transforms import AUGMENTATIONS
+from .distributed import World, get_data_parallel_backend, is_chief
 from .experiment import ConfigError, Experiment
 from .files import write_json
 from .resume import ResumePlan, plan_resume
@@ -96,17 +97,25 @@ def output_dir(exp: Experiment) -> Path:
     return folder
 
 
-def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int) -> list[Callback]:
+def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int, *,
+                    chief: bool = True) -> list[Callback]:
     """The run's callbacks, in the order they see each event: the non-finite guard,
-    progress, early stopping, checkpoints, history.json, TensorBoard, the end-of-run plot."""
+    progress, early stopping, checkpoints, history.json, TensorBoard, the end-of-run plot.
+
+    A data-parallel rank other than rank 0 (``chief=False``) keeps only those that
+    decide when to stop or join a collective (the checkpoints, writing nothing)."""
     mode = mode_for(exp.monitored)
-    callbacks = [NonFiniteGuard(),
-                 progress_callback(quiet=exp.quiet, total=steps_per_epoch, epochs=exp.epochs)]
+    callbacks: list[Callback] = [NonFiniteGuard()]
+    if chief:
+        callbacks.append(progress_callback(quiet=exp.quiet, total=steps_per_epoch,
+                                           epochs=exp.epochs))
     if exp.early_stopping:
         callbacks.append(EarlyStopping(exp.monitored, patience=exp.early_stopping, mode=mode))
     if _have("safetensors", "checkpoint"):
         callbacks.append(CheckpointCallback(out_dir / "checkpoints", every_steps=exp.checkpoint_every,
-                                            monitor=exp.monitored, mode=mode))
+                                            monitor=exp.monitored, mode=mode, write=chief))
+    if not chief:
+        return callbacks
     callbacks.append(HistoryFile(out_dir / "history.json"))
     if exp.tensorboard and _have("tensorboard", "tensorboard"):
         callbacks.append(TensorBoard(out_dir / "tensorboard"))
@@ -146,8 +155,14 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
     crossloop Batches or native pipelines (a DataLoader, a tf.data.Dataset); the
     model then gets its defaults, as native pipelines do not say what their
     samples look like.
+
+    In a process of a data-parallel world (torchrun's ``WORLD_SIZE`` set, as by
+    ``crossloop train --nproc N``) the backend is the data-parallel one, and only
+    rank 0 holds the folder, writes files and prints (:func:`_run_rank` for the others).
     """
-    backend = get_backend(exp.backend, device=exp.device)  # a bad backend fails before the data
+    world = World.from_env()
+    backend = (get_backend(exp.backend, device=exp.device) if world is None  # fails before the data
+               else get_data_parallel_backend(exp.backend, device=exp.device))
     folder = RunFolder(output_dir(exp))
     state = source = None
     if resume_from is not None:
@@ -164,6 +179,8 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
         raise ConfigError(f"the training data ({type(train).__name__}) does not say how many "
                           "batches an epoch has, which the schedule needs") from None
     exp = replace(exp, backend=backend.name)
+    if not is_chief(backend):
+        return _run_rank(exp, backend, spec, train, test, state, allow_change), folder.path
     with folder.hold():
         folder.remove_temporaries()
         if source is None:
@@ -174,11 +191,7 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
                 if state is not None and state.get("settings") else ResumePlan())
         trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder.path, steps),
                                 backend=backend)
-        try:
-            trainer.check_data(train)
-        except ValueError as exc:
-            raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
-                              f"{exp.loss}): {exc}") from None
+        _check_data(trainer, train, exp)
         if state is not None:
             _resume(trainer, state, plan, folder.path, source.path)
         write_json(folder.path / "config.json", trainer.settings)
@@ -190,6 +203,32 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
         print(f"final {_result(history[-1])} after {n} epoch{'s' * (n != 1)} ({seconds:.1f}s "
               f"training); results in {folder.path}", flush=True)
     return trainer, folder.path
+
+
+def _run_rank(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any, test: Any,
+              state: dict | None, allow_change: Iterable[str]) -> Trainer:
+    """A data-parallel rank other than rank 0: the same trainer, resumed from the same
+    checkpoint (read only), stepping in lockstep with rank 0, silent and writing nothing."""
+    steps = len(train)
+    plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
+            if state is not None and state.get("settings") else ResumePlan())
+    folder = output_dir(exp)
+    trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder, steps, chief=False),
+                            backend=backend)
+    _check_data(trainer, train, exp)
+    if state is not None:
+        trainer.load_state_dict(state, reset_optimizer=plan.reset_optimizer)
+    trainer.fit(train, test, epochs=exp.epochs)
+    return trainer
+
+
+def _check_data(trainer: Trainer, train: Any, exp: Experiment) -> None:
+    """Raise ConfigError (a bad setting) unless the model fits the training data."""
+    try:
+        trainer.check_data(train)
+    except ValueError as exc:
+        raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
+                          f"{exp.loss}): {exc}") from None
 
 
 def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, source: Path) -> None:

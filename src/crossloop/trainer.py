@@ -8,7 +8,9 @@ epoch) and fires named events that callbacks hook into:
 
 SIGINT (Ctrl-C) and SIGTERM during ``fit`` finish the current step, fire
 ``on_interrupt`` (where the checkpoint callback saves) and raise
-:class:`Interrupted`, so a run stopped at any point can resume exactly.
+:class:`Interrupted`, so a run stopped at any point can resume exactly. A
+data-parallel backend (:mod:`crossloop.distributed`) has ``agree_on_signal``,
+called after every step, so all its processes stop after the same one.
 :meth:`Trainer.state_dict` is everything that resuming needs, in canonical
 layout; :mod:`crossloop.checkpoint` only serializes it.
 
@@ -102,6 +104,7 @@ class Trainer(TrainerState):
         self.settings: dict[str, Any] = {}
         self.stop_reason: str | None = None     # why fit is stopping early, if it is
         self.interrupted: str | None = None     # the signal that stopped fit, if any
+        self._signal: str | None = None          # the signal received, if any
         self._error: Exception | None = None    # raised by fit once callbacks have ended
         self._batches_per_epoch: int | None = None   # of the data being (or last) trained on
 
@@ -120,7 +123,7 @@ class Trainer(TrainerState):
         train = self._source(train, batch_size, shuffle=True)
         test = None if test is None else self._source(test, batch_size, shuffle=False)
         self._check_position(train)
-        self.stop_reason, self.interrupted, self._error = None, None, None
+        self.stop_reason, self.interrupted, self._signal, self._error = None, None, None, None
         self._emit("on_fit_start")
         with stop_on_signals(self._on_signal):
             while self.epoch < epochs and not self.stopping:
@@ -201,6 +204,11 @@ class Trainer(TrainerState):
             self.model, self.optimizer, self.loss, self.train_metrics, x, y)
         self.step += 1
         self.batch += 1
+        agree = getattr(self.backend, "agree_on_signal", None)
+        if agree is not None:  # data-parallel: every process stops after the same step
+            agreed = agree(self._signal)
+            if agreed and not self.interrupted:
+                self._stop_on_signal(agreed)
         self._emit("on_batch_end")
 
     # -- evaluation -----------------------------------------------------------
@@ -249,6 +257,11 @@ class Trainer(TrainerState):
         return self.backend.get_params(self.model)
 
     def _on_signal(self, name: str) -> None:
+        self._signal = name
+        if not hasattr(self.backend, "agree_on_signal"):  # else once all processes agree (_step)
+            self._stop_on_signal(name)
+
+    def _stop_on_signal(self, name: str) -> None:
         self.interrupted = name
         self.stop(f"stopped by {name}")
 

@@ -19,13 +19,15 @@ class CheckpointCallback(Callback):
 
     Each file is the trainer's ``state_dict()``, written by :mod:`crossloop.checkpoint`.
     Parameters that are no longer finite are never saved, so the last good
-    checkpoint stays.
+    checkpoint stays. With ``write=False`` (the data-parallel ranks but rank 0)
+    it takes the state at the same points but writes nothing: taking it adds the
+    ranks' metric sums, which every rank must join.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, every_steps: int | None = None,
-                 monitor: str = "test_accuracy", mode: str = "max"):
+                 monitor: str = "test_accuracy", mode: str = "max", write: bool = True):
         self.directory = Path(directory)
-        self.every_steps, self.monitor = every_steps, monitor
+        self.every_steps, self.monitor, self.write = every_steps, monitor, write
         self.best = Best(mode)
 
     @property
@@ -34,18 +36,22 @@ class CheckpointCallback(Callback):
 
     def on_batch_end(self, trainer: Any) -> None:
         if self.every_steps and trainer.step % self.every_steps == 0:
-            checkpoint.save(self.last, trainer.state_dict())
+            self._save(self.last, trainer.state_dict())
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
         value = logs.get(self.monitor)
         state = None
         if value is not None and self.best.update(value):
             state = trainer.state_dict()
-            checkpoint.save(self.directory / "best.safetensors", state)
-        checkpoint.save(self.last, state or trainer.state_dict())
+            self._save(self.directory / "best.safetensors", state)
+        self._save(self.last, state or trainer.state_dict())
 
     def on_interrupt(self, trainer: Any) -> None:
-        checkpoint.save(self.last, trainer.state_dict())
+        self._save(self.last, trainer.state_dict())
+
+    def _save(self, path: Path, state: dict[str, Any]) -> None:
+        if self.write:
+            checkpoint.save(path, state)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best.value}

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="on an error, show the full traceback instead of one line")
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    args.argv = rest  # as given: a command that starts copies of itself (train --nproc) passes it on
     try:
         return int(module.run(args) or 0)
     except InputError as exc:

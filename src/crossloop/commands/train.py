@@ -9,11 +9,21 @@ never written). Flags still override the config, but a setting that differs
 from the checkpoint's is refused unless ``--allow-change NAME`` accepts it;
 ``--backend`` and ``--device`` change freely (a torch run continues on
 TensorFlow).
+
+``--nproc N`` trains data-parallel in N processes on this machine (torch
+DistributedDataParallel over gloo or NCCL; TensorFlow MultiWorkerMirroredStrategy),
+talking over loopback only: this process starts N copies of the command as ranks
+0..N-1 (:func:`crossloop.launch.launch`), waits for them, and names the first
+rank that fails. The result is the single-process run's; a run stopped at N
+processes resumes at any other number. Across machines, start the ranks yourself:
+``torchrun --nnodes M --nproc-per-node N --rdzv-endpoint HOST:PORT -m crossloop
+train ...`` (TensorFlow: the same environment plus ``TF_CONFIG``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +31,7 @@ from pathlib import Path
 from ..callbacks import NonFiniteError
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
+from ..launch import launch
 from ..resume import CHANGEABLE
 from ..run_folder import CHECKPOINT
 from ..runner import output_dir, run_experiment
@@ -40,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           f"(repeatable; one of {', '.join(CHANGEABLE)})")
     run.add_argument("--overwrite", action="store_true",
                      help="replace the results of an earlier run in the output folder")
+    run.add_argument("--nproc", metavar="N", type=options.positive_int, default=1,
+                     help="train data-parallel in N processes on this machine (loopback "
+                          "only); the result equals the one-process run's")
     options.add_settings(parser)
 
 
@@ -68,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             args.out_dir = args.resume
     exp = options.settings(args)
     exp = replace(exp, out_dir=str(output_dir(exp)))  # one folder, named once
+    if args.nproc > 1:
+        return _launch(args, exp.out_dir)
     try:
         run_experiment(exp, resume_from=args.resume, overwrite=args.overwrite,
                        allow_change=args.allow_change)
@@ -80,8 +96,26 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except Interrupted as stop:
         folder = exp.out_dir
-        print(f"crossloop train: stopped by {stop.signal_name} at step {stop.step}; the last "
-              f"checkpoint is in {folder}/checkpoints. Continue with: "
-              f"crossloop train --resume {folder}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # a data-parallel run's other ranks stay quiet
+            print(f"crossloop train: stopped by {stop.signal_name} at step {stop.step}; the last "
+                  f"checkpoint is in {folder}/checkpoints. Continue with: "
+                  f"crossloop train --resume {folder}", file=sys.stderr)
         return 130 if stop.signal_name == "SIGINT" else 143
     return 0
+
+
+def _launch(args: argparse.Namespace, out_dir: str) -> int:
+    """Run this command as ``args.nproc`` ranks writing to ``out_dir``; their exit code."""
+    if "WORLD_SIZE" in os.environ:
+        raise ConfigError("--nproc starts the processes of a data-parallel run, but this "
+                          "process is already one of them (WORLD_SIZE is set)")
+    argv, skip = [], False
+    for arg in args.argv:  # the command as given, less --nproc
+        if not skip and not arg.startswith("--nproc"):
+            argv.append(arg)
+        skip = arg == "--nproc"
+    outcome = launch([sys.executable, "-m", "crossloop", "train", *argv, "--out-dir", out_dir],
+                     args.nproc)
+    if outcome.failed is not None:
+        print(f"crossloop train: error: {outcome.describe()}", file=sys.stderr)
+    return outcome.code if outcome.code >= 0 else 128 - outcome.code

@@ -1,0 +1,159 @@
+"""Data-parallel training with ``torch.nn.parallel.DistributedDataParallel``: one
+process per replica (gloo on CPU, NCCL on GPUs), found through torchrun's
+environment variables.
+
+Every process is handed the same global batch (see :mod:`crossloop.distributed`)
+and trains on its slice of it. DDP wraps the backend's runnable module (the plain
+module stays the model that parameters, checkpoints and parity read, under its
+canonical names); its backward averages the replicas' gradients, and each
+replica's loss is weighted by its share of the global batch, so the averaged
+gradient is the gradient of the global batch mean even when the last batch does
+not split evenly. The optimizer, clipping included, then sees reduced gradients
+on every rank. Metric sums stay per replica on the device and are added across
+processes when read (every rank reads at the same points of the loop).
+
+BatchNorm: DDP keeps torch's default, each replica normalising its slice with its
+own statistics and rank 0's running statistics broadcast at each forward.
+Synchronised BatchNorm is the hook :meth:`DataParallelBackend.build_model` leaves
+for it: convert the module with ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``
+before wrapping, once the layer exists in crossloop's layer set.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from crossloop import distributed, losses, nn
+from crossloop.backend import BackendError, NativeOptimizer
+
+from .backend import TorchBackend
+from .metrics import Metrics
+
+
+class DataParallelBackend(TorchBackend):
+    """The torch backend, data-parallel over the processes of a torchrun-style world.
+
+    The process group is joined here (``env://``): gloo on CPU, NCCL on GPUs, each
+    process on GPU ``LOCAL_RANK``. ``rank`` and ``world_size`` say where this
+    process stands (one replica per process).
+    """
+
+    def __init__(self, device: str = "auto", compile: bool = False):
+        world = distributed.World.from_env()
+        if world is None or not {"MASTER_ADDR", "MASTER_PORT"} <= os.environ.keys():
+            raise BackendError("data-parallel torch needs RANK, WORLD_SIZE, MASTER_ADDR and "
+                               "MASTER_PORT: start it with crossloop train --nproc N or torchrun")
+        super().__init__(device=device, compile=compile)
+        if self.device == "gpu":
+            self._device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self._device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device == "gpu" else "gloo",
+                                    rank=world.rank, world_size=world.size)
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self._wrapped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._weight = 1.0  # this replica's loss weight in the step being run
+
+    def __repr__(self) -> str:
+        return (f"TorchBackend(device={self.device!r}, torch={torch.__version__}, "
+                f"DistributedDataParallel {dist.get_backend()}, rank {self.rank} of "
+                f"{self.world_size})")
+
+    def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
+                    dtype: str = "float32") -> torch.nn.Module:
+        model = super().build_model(spec, params, dtype)
+        # The synchronised-BatchNorm hook: torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # goes here, before DDP wraps the module, when crossloop has BatchNorm layers.
+        self._wrapped[model] = DistributedDataParallel(
+            super()._runnable(model), device_ids=[self._device] if self.device == "gpu" else None)
+        return model
+
+    def _runnable(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The DDP wrapper of the model (the forward whose backward reduces gradients)."""
+        wrapped = self._wrapped.get(model)
+        return super()._runnable(model) if wrapped is None else wrapped
+
+    # -- the step: this replica's slice, weighted by its share --------------------
+    def train_step(self, model: torch.nn.Module, optimizer: NativeOptimizer, loss: losses.Loss,
+                   metrics: Metrics, x: torch.Tensor, y: torch.Tensor):
+        x, y, self._weight = self._part(x, y)
+        try:
+            return super().train_step(model, optimizer, loss, metrics, x, y)
+        finally:
+            self._weight = 1.0
+
+    def eval_step(self, model: torch.nn.Module, loss: losses.Loss, metrics: Metrics,
+                  x: torch.Tensor, y: torch.Tensor) -> Metrics:
+        x, y, _ = self._part(x, y)
+        return super().eval_step(model, loss, metrics, x, y)
+
+    def gradients(self, model: torch.nn.Module, loss: losses.Loss, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """As the torch backend's, but backward runs on the loss times this replica's
+        weight (DDP averages the replicas' gradients during it); the loss returned is
+        this replica's unweighted mean, for the metrics."""
+        params = self._parameters(model)
+        for p in params:
+            p.grad = None
+        logits = self.forward(model, x, training=True)
+        value = self.loss(loss, logits, y)
+        (value * self._weight if self._weight != 1.0 else value).backward()
+        return value, logits, [p.grad for p in params]
+
+    def _part(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This rank's slice of a global batch and its loss weight."""
+        n = len(y)
+        mine = distributed.part(n, self.rank, self.world_size)
+        local = mine.stop - mine.start
+        return x[mine], y[mine], distributed.loss_weight(local, n, self.world_size)
+
+    # -- metrics: summed over the processes when read -------------------------------
+    def metric_results(self, metrics: Metrics) -> dict[str, float]:
+        return self._reduced(metrics).results()
+
+    def metric_sums(self, metrics: Metrics) -> dict[str, float]:
+        return self._reduced(metrics).sums()
+
+    def set_metric_sums(self, metrics: Metrics, sums: Mapping[str, float]) -> Metrics:
+        """Load the run's sums on rank 0 only: the ranks' sums are added when read."""
+        if self.rank == 0:
+            return super().set_metric_sums(metrics, sums)
+        metrics.reset()
+        return metrics
+
+    def _reduced(self, metrics: Metrics) -> Metrics:
+        """A copy of ``metrics`` whose loss, hit, label and sample sums are those of all
+        ranks (a collective: every rank calls it). The gradient norm is already the
+        reduced gradients' on every rank, so it is not added up."""
+        packed = torch.stack([metrics.loss_sum, metrics.correct.to(torch.float64),
+                              torch.tensor(float(metrics.labels), dtype=torch.float64,
+                                           device=self._device),
+                              torch.tensor(float(metrics.count), dtype=torch.float64,
+                                           device=self._device)])
+        dist.all_reduce(packed)
+        total = Metrics(self._device, metrics.grad_norm_sum is not None)
+        loss_sum, correct, labels, count = packed.tolist()
+        total.load_sums({"loss_sum": loss_sum, "correct": int(correct), "labels": int(labels),
+                         "count": int(count), **_grad_norm_sums(metrics)})
+        return total
+
+    # -- agreeing on a stop ---------------------------------------------------------
+    def agree_on_signal(self, signal_name: str | None) -> str | None:
+        """The signal that any rank received (SIGTERM over SIGINT), or None: every rank
+        calls this after each step, so all stop after the same one."""
+        flags = torch.tensor(distributed.signal_flags(signal_name), device=self._device)
+        dist.all_reduce(flags)
+        return distributed.agreed_signal(flags.tolist())
+
+
+def _grad_norm_sums(metrics: Metrics) -> dict[str, float]:
+    if metrics.grad_norm_sum is None:
+        return {}
+    return {"grad_norm_sum": metrics.grad_norm_sum.item(), "steps": metrics.steps}
