@@ -39,7 +39,8 @@ def _adadelta() -> tuple[str, optim.Optimizer]:
 
 def cases(steps: int, resnet_lr: float,
           ) -> dict[str, tuple[nn.Sequential, str, Callable[[], optim.Optimizer], str]]:
-    """name -> (model, data set, optimizer factory, its description)."""
+    """name -> (model, data set, optimizer factory, its description); schedules span
+    ``steps``."""
     return {
         "resnet20": (nn.resnet20(), "mnist",
                      lambda: optim.SGD(resnet_lr, momentum=0.9, weight_decay=5e-4),
@@ -69,8 +70,9 @@ def main() -> int:
     failed = 0
     datasets: dict = {}
     losses64: dict[str, list[float]] = {}  # torch's float64 losses, per model
-    for dtype, steps in (("float64", args.steps64), ("float32", args.steps32)):
-        for name, (spec, data, make_opt, what) in cases(steps, args.resnet_lr).items():
+    span = max(args.steps64, args.steps32)  # schedules span the longer run: float32's
+    for dtype, steps in (("float64", args.steps64), ("float32", args.steps32)):  # is its start
+        for name, (spec, data, make_opt, what) in cases(span, args.resnet_lr).items():
             if args.only and name not in args.only or steps == 0:
                 continue
             if data not in datasets:
