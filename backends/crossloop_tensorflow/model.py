@@ -137,11 +137,6 @@ def param_table(model: keras.Model) -> list[tuple[str, keras.Variable]]:
     return [(name, variable) for name, (variable, _) in table.items()]
 
 
-def trainable_table(model: keras.Model) -> list[tuple[str, keras.Variable]]:
-    """(canonical name, variable) for the trainable variables."""
-    return [(name, v) for name, v in param_table(model) if v.trainable]
-
-
 def _layout(name: str, model: keras.Model) -> str | tuple:
     table = getattr(model, "crossloop_table", None)
     return "" if table is None else table[name][1]

@@ -76,11 +76,6 @@ def param_table(model: tnn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(name, tensors[name]) for name in spec.param_shapes()]
 
 
-def trainable_table(model: tnn.Module) -> list[tuple[str, torch.Tensor]]:
-    """(canonical name, parameter) for the trainable parameters, in gradient order."""
-    return list(model.named_parameters())
-
-
 def to_canonical(name: str, model: tnn.Module, value: np.ndarray) -> np.ndarray:
     """Native layout -> canonical layout (identity: torch's layout is canonical)."""
     return value
