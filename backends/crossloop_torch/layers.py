@@ -36,7 +36,8 @@ class Residual(tnn.Module):
 
 class SelfAttention(tnn.MultiheadAttention):
     """``nn.MultiheadAttention`` applied to one (N, T, E) input as query, key and value,
-    with torch's boolean causal mask (True = may not attend) when ``causal``."""
+    with torch's boolean causal mask (True = may not attend) when ``causal``; the
+    ``is_causal`` hint lets torch take its fused causal attention kernel."""
 
     def __init__(self, spec: nn.SelfAttention):
         super().__init__(spec.embed_dim, spec.num_heads, batch_first=True)
@@ -47,7 +48,8 @@ class SelfAttention(tnn.MultiheadAttention):
         if self.causal:
             t = x.shape[1]
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        return super().forward(x, x, x, attn_mask=mask, need_weights=False)[0]
+        return super().forward(x, x, x, attn_mask=mask, need_weights=False,
+                               is_causal=self.causal)[0]
 
 
 class PositionalEmbedding(tnn.Module):
