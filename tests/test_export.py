@@ -93,7 +93,7 @@ def test_a_layer_without_an_emitter_is_named():
     class Gelu:  # a layer type the exporter does not know yet
         pass
 
-    site = export.Site(3, Gelu(), (4,), (4,), None)
+    site = export.Site(3, Gelu(), (4,), (4,), None, "3")
     with pytest.raises(TypeError, match=r"no emitter for layer 3 \(Gelu\); add one to "
                                         r"crossloop.export.EMITTERS"):
         export._emitter(site)

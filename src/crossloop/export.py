@@ -39,6 +39,7 @@ class Site:
     in_shape: Shape                   # canonical: (C, H, W) or (features,)
     out_shape: Shape
     flatten_source: Shape | None      # a Linear fed by a Flatten: the (C, H, W) flattened
+    path: str                         # its canonical name: the prefix of its weights' names
 
     @property
     def name(self) -> str:
@@ -109,14 +110,14 @@ def _conv_note(site: Site) -> str:
 
 
 def _conv_weights(site: Site) -> list[str]:
-    i = site.index
+    i = site.path
     return [f"# {i}: kernel torch (out, in, kH, kW) -> Keras (kH, kW, in, out)",
             f'model.get_layer("{site.name}").set_weights([state["{i}.weight"].transpose(2, 3, 1, 0), '
             f'state["{i}.bias"]])']
 
 
 def _linear_weights(site: Site) -> list[str]:
-    i, lin = site.index, site.layer
+    i, lin = site.path, site.layer
     if site.flatten_source is None:
         return [f"# {i}: weight torch (out, in) -> Keras (in, out)",
                 f'model.get_layer("{site.name}").set_weights([state["{i}.weight"].T, '
@@ -163,7 +164,7 @@ def sites(spec: nn.Sequential) -> list[Site]:
     """Every layer of ``spec`` with its input and output shapes."""
     shapes = [spec.input_shape, *spec.shapes()]
     sources = spec.flatten_sources()
-    return [Site(i, layer, shapes[i], shapes[i + 1], sources.get(name))
+    return [Site(i, layer, shapes[i], shapes[i + 1], sources.get(name), name)
             for i, (name, layer) in enumerate(spec.children())]
 
 
@@ -203,9 +204,12 @@ def torch_source(spec: nn.Sequential) -> str:
     """The spec as a PyTorch file: an ``nn.Sequential`` subclass (so its state-dict
     names are crossloop's canonical names) and ``load_weights``."""
     cls, rows = class_name(spec), []
+    named = any(site.path != str(site.index) for site in sites(spec))  # children with names
     for site in sites(spec):
-        rows.append((_emitter(site).torch(site) + ",",
+        code = _emitter(site).torch(site)
+        rows.append((f'("{site.path}", {code}),' if named else code + ",",
                      f"{site.index}: {site.in_shape} -> {site.out_shape}", ""))
+    start, end = ("OrderedDict([", "])") if named else ("", "")
     example = ", ".join(map(str, (2, *spec.input_shape)))
     return f'''"""{cls}: the crossloop model spec {spec.name!r} as a plain PyTorch module.
 
@@ -216,7 +220,7 @@ def torch_source(spec: nn.Sequential) -> str:
         "and load_weights replaces these.")}
 """
 
-import torch
+{"from collections import OrderedDict" + chr(10) + chr(10) if named else ""}import torch
 from torch import nn
 
 
@@ -224,9 +228,9 @@ class {cls}(nn.Sequential):
     """The layers in order; shapes are per sample, (C, H, W) or (features,)."""
 
     def __init__(self):
-        super().__init__(
+        super().__init__({start}
 {chr(10).join(_aligned(rows, " " * 12))}
-        )
+        {end})
 
 
 def load_weights(model: nn.Module, state) -> nn.Module:

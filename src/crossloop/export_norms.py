@@ -23,7 +23,7 @@ def _batchnorm_keras(site: Site) -> list[str]:
 
 
 def _batchnorm_weights(site: Site) -> list[str]:
-    i = site.index
+    i = site.path
     return [f"# {i}: gamma, beta, running mean and variance in the same layout",
             f'model.get_layer("{site.name}").set_weights([state["{i}.weight"], '
             f'state["{i}.bias"], state["{i}.running_mean"], state["{i}.running_var"]])']
@@ -44,7 +44,7 @@ NORM_EMITTERS: dict[type, Emitter] = {
     nn.LayerNorm: Emitter(
         "layernorm", torch=lambda s: f"nn.LayerNorm({s.layer.normalized_shape}, eps={s.layer.eps})",
         keras=lambda s: [f"layers.LayerNormalization(epsilon={s.layer.eps}, {keras_args(s)})"],
-        weights=lambda s: [f'model.get_layer("{s.name}").set_weights([state["{s.index}.weight"], '
-                           f'state["{s.index}.bias"]])'],
+        weights=lambda s: [f'model.get_layer("{s.name}").set_weights([state["{s.path}.weight"], '
+                           f'state["{s.path}.bias"]])'],
         note=lambda s: f"eps={s.layer.eps} is torch's default; Keras's epsilon is 1e-3"),
 }
