@@ -19,7 +19,7 @@ EXPORTED = "".join(
         nn.lenet5(),
         nn.Sequential((nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.Dropout(0.5), nn.Flatten(),
                        nn.Linear(4 * 14 * 14, 10)), name="strided"),
-        nn.Sequential((nn.Linear(6, 4), nn.BatchNorm1d(4), nn.LayerNorm(4)),
+        nn.Sequential((nn.Linear(6, 4), nn.BatchNorm1d(4), nn.LayerNorm(4), nn.GELU()),
                       input_shape=(6,), name="norms")))
 WORDS = " ".join(re.sub(r"\n\s*# ", " ", EXPORTED).split())  # wrapped comments read as one line
 

@@ -21,10 +21,11 @@ SPECS = {name: nn.preset(name) for name in nn.PRESETS} | {
                               nn.AvgPool2d(2, stride=1), nn.Dropout(0.5), nn.Flatten(),
                               nn.Dropout(0.25), nn.Linear(4 * 5 * 5, 7)),
                              input_shape=(3, 12, 12), name="strided-net"),
-    # torch's BatchNorm momentum and eps (not Keras's), LayerNorm's eps, non-default values
+    # torch's BatchNorm momentum and eps (not Keras's), LayerNorm's eps, both GELUs
     "norms": nn.Sequential((nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, momentum=0.3), nn.ReLU(),
                             nn.Flatten(), nn.Linear(3 * 4 * 4, 6), nn.BatchNorm1d(6, eps=1e-3),
-                            nn.LayerNorm(6, eps=1e-6), nn.Linear(6, 4)),
+                            nn.LayerNorm(6, eps=1e-6), nn.GELU(), nn.Linear(6, 4),
+                            nn.GELU("tanh")),
                            input_shape=(2, 6, 6), name="norms"),
 }
 

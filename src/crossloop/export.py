@@ -307,6 +307,6 @@ def write(spec: nn.Sequential, folder: str | Path) -> tuple[Path, Path]:
     return paths
 
 
-from .export_norms import NORM_EMITTERS  # noqa: E402  (its emitters build on this module's)
+from .export_layers import LAYER_EMITTERS  # noqa: E402  (its emitters build on this module's)
 
-EMITTERS.update(NORM_EMITTERS)
+EMITTERS.update(LAYER_EMITTERS)

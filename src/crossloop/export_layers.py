@@ -1,11 +1,14 @@
-"""Export emitters for the normalisation layers (:mod:`crossloop.export`'s table, continued).
+"""Export emitters for normalisation and GELU (:mod:`crossloop.export`'s table, continued).
 
-BatchNorm and LayerNorm are where the two frameworks' defaults differ most quietly:
-momentum's meaning, eps, and which variance the running statistics keep. Each
-emitter writes torch's values out explicitly in both files and says so in a comment.
+BatchNorm, LayerNorm and GELU are where the two frameworks' defaults differ most
+quietly: momentum's meaning, eps, which variance the running statistics keep, and
+float32 constants in Keras's gelu. Each emitter writes torch's values out explicitly
+in both files and says so in a comment.
 """
 
 from __future__ import annotations
+
+import math
 
 from . import nn
 from .export import Emitter, Site, keras_args
@@ -37,7 +40,15 @@ def _batchnorm_note(site: Site) -> str:
             "the biased one: the running statistics drift apart in training, not in inference")
 
 
-NORM_EMITTERS: dict[type, Emitter] = {
+def _gelu_keras(site: Site) -> list[str]:
+    if site.layer.approximate == "tanh":
+        inner = f"keras.ops.tanh({math.sqrt(2 / math.pi)!r} * (x + 0.044715 * x ** 3))"
+    else:
+        inner = f"keras.ops.erf(x * {1 / math.sqrt(2)!r})"
+    return [f"layers.Lambda(lambda x: 0.5 * x * (1 + {inner}), {keras_args(site)})"]
+
+
+LAYER_EMITTERS: dict[type, Emitter] = {
     **{cls: Emitter("batchnorm", torch=_batchnorm_torch, keras=_batchnorm_keras,
                     weights=_batchnorm_weights, note=_batchnorm_note)
        for cls in (nn.BatchNorm1d, nn.BatchNorm2d)},
@@ -47,4 +58,10 @@ NORM_EMITTERS: dict[type, Emitter] = {
         weights=lambda s: [f'model.get_layer("{s.name}").set_weights([state["{s.path}.weight"], '
                            f'state["{s.path}.bias"]])'],
         note=lambda s: f"eps={s.layer.eps} is torch's default; Keras's epsilon is 1e-3"),
+    nn.GELU: Emitter(
+        "gelu", torch=lambda s: ('nn.GELU(approximate="tanh")' if s.layer.approximate == "tanh"
+                                 else "nn.GELU()"),
+        keras=_gelu_keras,
+        note=lambda s: "torch's GELU with float64-exact constants: keras.activations.gelu "
+                       "uses float32 ones (~5e-9 off in float64)"),
 }
