@@ -13,12 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "framework-differences.md").read_text(encoding="utf-8")
 TESTS = ROOT / "tests" / "test_framework_differences.py"
 TUTORIAL = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
-# lenet5, and a model with the layers lenet5 lacks: padding at stride 2, dropout
+# lenet5, and models with the layers lenet5 lacks: padding at stride 2, dropout; norms
 EXPORTED = "".join(
     source(spec) for source in (export.torch_source, export.keras_source) for spec in (
         nn.lenet5(),
         nn.Sequential((nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.Dropout(0.5), nn.Flatten(),
-                       nn.Linear(4 * 14 * 14, 10)), name="strided")))
+                       nn.Linear(4 * 14 * 14, 10)), name="strided"),
+        nn.Sequential((nn.Linear(6, 4), nn.BatchNorm1d(4), nn.LayerNorm(4), nn.GELU()),
+                      input_shape=(6,), name="norms")))
 WORDS = " ".join(re.sub(r"\n\s*# ", " ", EXPORTED).split())  # wrapped comments read as one line
 
 

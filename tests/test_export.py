@@ -21,6 +21,12 @@ SPECS = {name: nn.preset(name) for name in nn.PRESETS} | {
                               nn.AvgPool2d(2, stride=1), nn.Dropout(0.5), nn.Flatten(),
                               nn.Dropout(0.25), nn.Linear(4 * 5 * 5, 7)),
                              input_shape=(3, 12, 12), name="strided-net"),
+    # torch's BatchNorm momentum and eps (not Keras's), LayerNorm's eps, both GELUs
+    "norms": nn.Sequential((nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, momentum=0.3), nn.ReLU(),
+                            nn.Flatten(), nn.Linear(3 * 4 * 4, 6), nn.BatchNorm1d(6, eps=1e-3),
+                            nn.LayerNorm(6, eps=1e-6), nn.GELU(), nn.Linear(6, 4),
+                            nn.GELU("tanh")),
+                           input_shape=(2, 6, 6), name="norms"),
 }
 
 
@@ -56,14 +62,16 @@ def test_exported_models_compute_what_crossloop_computes(tmp_path, pair, name):
         torch_out = native_torch(torch.from_numpy(x)).numpy()
     keras_module = import_file(keras_file)
     native_keras = keras_module.load_weights(keras_module.build_model("float64"), params)
-    keras_out = np.asarray(native_keras(x.transpose(0, 2, 3, 1), training=False))
+    nhwc = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+    keras_out = np.asarray(native_keras(nhwc, training=False))
 
     for backend in pair:
         model = backend.build_model(spec, params, "float64")
         ours = backend.to_numpy(backend.forward(model, backend.to_device(x), training=False))
         np.testing.assert_allclose(torch_out, ours, rtol=0, atol=1e-10, err_msg=backend.name)
         np.testing.assert_allclose(keras_out, ours, rtol=0, atol=1e-10, err_msg=backend.name)
-    assert {k: tuple(v.shape) for k, v in native_torch.state_dict().items()} == \
+    assert {k: tuple(v.shape) for k, v in native_torch.state_dict().items()
+            if not k.endswith("num_batches_tracked")} == \
         spec.param_shapes()  # crossloop's canonical names are the torch module's own
 
 
@@ -86,7 +94,7 @@ def test_a_layer_without_an_emitter_is_named():
     class Gelu:  # a layer type the exporter does not know yet
         pass
 
-    site = export.Site(3, Gelu(), (4,), (4,), None)
+    site = export.Site(3, Gelu(), (4,), (4,), None, "3")
     with pytest.raises(TypeError, match=r"no emitter for layer 3 \(Gelu\); add one to "
                                         r"crossloop.export.EMITTERS"):
         export._emitter(site)

@@ -39,6 +39,7 @@ class Site:
     in_shape: Shape                   # canonical: (C, H, W) or (features,)
     out_shape: Shape
     flatten_source: Shape | None      # a Linear fed by a Flatten: the (C, H, W) flattened
+    path: str                         # its canonical name: the prefix of its weights' names
 
     @property
     def name(self) -> str:
@@ -60,7 +61,9 @@ class Emitter:
     note: Callable[[Site], str] = lambda site: ""
 
 
-def _keras_args(site: Site, name: str | None = None) -> str:
+def keras_args(site: Site, name: str | None = None) -> str:
+    """A Keras layer's ``name`` and ``dtype`` arguments: every layer is named (so
+    load_weights finds it) and built in the model's dtype."""
     return f'name="{name or site.name}", dtype=dtype'
 
 
@@ -89,10 +92,10 @@ def _conv_keras(site: Site) -> list[str]:
     strides = f", strides={c.stride}" if c.stride != 1 else ""
     conv = f"layers.Conv2D({c.out_channels}, {c.kernel_size}{strides}, padding="
     if c.padding and _same(c):
-        return [conv + f'"same", {_keras_args(site)})']
-    pad = ([f'layers.ZeroPadding2D({c.padding}, {_keras_args(site, f"pad{site.index}")})']
+        return [conv + f'"same", {keras_args(site)})']
+    pad = ([f'layers.ZeroPadding2D({c.padding}, {keras_args(site, f"pad{site.index}")})']
            if c.padding else [])
-    return pad + [conv + f'"valid", {_keras_args(site)})']
+    return pad + [conv + f'"valid", {keras_args(site)})']
 
 
 def _conv_note(site: Site) -> str:
@@ -107,14 +110,14 @@ def _conv_note(site: Site) -> str:
 
 
 def _conv_weights(site: Site) -> list[str]:
-    i = site.index
+    i = site.path
     return [f"# {i}: kernel torch (out, in, kH, kW) -> Keras (kH, kW, in, out)",
             f'model.get_layer("{site.name}").set_weights([state["{i}.weight"].transpose(2, 3, 1, 0), '
             f'state["{i}.bias"]])']
 
 
 def _linear_weights(site: Site) -> list[str]:
-    i, lin = site.index, site.layer
+    i, lin = site.path, site.layer
     if site.flatten_source is None:
         return [f"# {i}: weight torch (out, in) -> Keras (in, out)",
                 f'model.get_layer("{site.name}").set_weights([state["{i}.weight"].T, '
@@ -133,25 +136,25 @@ EMITTERS: dict[type, Emitter] = {
         keras=_conv_keras, weights=_conv_weights, note=_conv_note),
     nn.Linear: Emitter(
         "dense", torch=lambda s: f"nn.Linear({s.layer.in_features}, {s.layer.out_features})",
-        keras=lambda s: [f"layers.Dense({s.layer.out_features}, {_keras_args(s)})"],
+        keras=lambda s: [f"layers.Dense({s.layer.out_features}, {keras_args(s)})"],
         weights=_linear_weights),
     nn.ReLU: Emitter("relu", torch=lambda s: "nn.ReLU()",
-                     keras=lambda s: [f"layers.ReLU({_keras_args(s)})"]),
+                     keras=lambda s: [f"layers.ReLU({keras_args(s)})"]),
     nn.MaxPool2d: Emitter(
         "maxpool", torch=lambda s: f"nn.MaxPool2d({s.layer.kernel_size}{_stride(s.layer)})",
         keras=lambda s: [f"layers.MaxPooling2D({s.layer.kernel_size}{_keras_stride(s.layer)}, "
-                         f"{_keras_args(s)})"]),
+                         f"{keras_args(s)})"]),
     nn.AvgPool2d: Emitter(
         "avgpool", torch=lambda s: f"nn.AvgPool2d({s.layer.kernel_size}{_stride(s.layer)})",
         keras=lambda s: [f"layers.AveragePooling2D({s.layer.kernel_size}"
-                         f"{_keras_stride(s.layer)}, {_keras_args(s)})"]),
+                         f"{_keras_stride(s.layer)}, {keras_args(s)})"]),
     nn.Flatten: Emitter(
-        "flatten", torch=lambda s: "nn.Flatten()", keras=lambda s: [f"layers.Flatten({_keras_args(s)})"],
+        "flatten", torch=lambda s: "nn.Flatten()", keras=lambda s: [f"layers.Flatten({keras_args(s)})"],
         note=lambda s: ("flattens (H, W, C), torch (C, H, W): load_weights reorders the next "
                         "Dense's inputs" if len(s.in_shape) == 3 else "")),
     nn.Dropout: Emitter(
         "dropout", torch=lambda s: f"nn.Dropout(p={s.layer.p})",
-        keras=lambda s: [f"layers.Dropout({s.layer.p}, {_keras_args(s)})"],
+        keras=lambda s: [f"layers.Dropout({s.layer.p}, {keras_args(s)})"],
         note=lambda s: "masks come from Keras's random generator, not torch's: identical "
                        "only in inference (or with p=0)"),
 }
@@ -161,8 +164,8 @@ def sites(spec: nn.Sequential) -> list[Site]:
     """Every layer of ``spec`` with its input and output shapes."""
     shapes = [spec.input_shape, *spec.shapes()]
     sources = spec.flatten_sources()
-    return [Site(i, layer, shapes[i], shapes[i + 1], sources.get(i))
-            for i, layer in enumerate(spec.layers)]
+    return [Site(i, layer, shapes[i], shapes[i + 1], sources.get(name), name)
+            for i, (name, layer) in enumerate(spec.children())]
 
 
 def _emitter(site: Site) -> Emitter:
@@ -201,9 +204,12 @@ def torch_source(spec: nn.Sequential) -> str:
     """The spec as a PyTorch file: an ``nn.Sequential`` subclass (so its state-dict
     names are crossloop's canonical names) and ``load_weights``."""
     cls, rows = class_name(spec), []
+    named = any(site.path != str(site.index) for site in sites(spec))  # children with names
     for site in sites(spec):
-        rows.append((_emitter(site).torch(site) + ",",
+        code = _emitter(site).torch(site)
+        rows.append((f'("{site.path}", {code}),' if named else code + ",",
                      f"{site.index}: {site.in_shape} -> {site.out_shape}", ""))
+    start, end = ("OrderedDict([", "])") if named else ("", "")
     example = ", ".join(map(str, (2, *spec.input_shape)))
     return f'''"""{cls}: the crossloop model spec {spec.name!r} as a plain PyTorch module.
 
@@ -214,7 +220,7 @@ def torch_source(spec: nn.Sequential) -> str:
         "and load_weights replaces these.")}
 """
 
-import torch
+{"from collections import OrderedDict" + chr(10) + chr(10) if named else ""}import torch
 from torch import nn
 
 
@@ -222,15 +228,18 @@ class {cls}(nn.Sequential):
     """The layers in order; shapes are per sample, (C, H, W) or (features,)."""
 
     def __init__(self):
-        super().__init__(
+        super().__init__({start}
 {chr(10).join(_aligned(rows, " " * 12))}
-        )
+        {end})
 
 
 def load_weights(model: nn.Module, state) -> nn.Module:
     """Load crossloop weights: a mapping of canonical names to arrays, e.g.
     safetensors.numpy.load_file(path) of a file written by crossloop.save_params."""
-    model.load_state_dict({{name: torch.as_tensor(value) for name, value in state.items()}})
+    # merged into the module's own state: torch's BatchNorm also keeps num_batches_tracked,
+    # which crossloop does not (it matters only with momentum=None)
+    model.load_state_dict({{**model.state_dict(),
+                           **{{name: torch.as_tensor(value) for name, value in state.items()}}}})
     return model
 
 
@@ -296,3 +305,8 @@ def write(spec: nn.Sequential, folder: str | Path) -> tuple[Path, Path]:
     for path, text in zip(paths, (torch_source(spec), keras_source(spec))):
         atomic_write(path, lambda f, text=text: f.write(text.encode("utf-8")))
     return paths
+
+
+from .export_layers import LAYER_EMITTERS  # noqa: E402  (its emitters build on this module's)
+
+EMITTERS.update(LAYER_EMITTERS)
