@@ -48,6 +48,11 @@ def test_rows_are_numbered_and_each_test_has_exactly_one_row():
         assert f"def {name}(" in (ROOT / "tests" / f"{module}.py").read_text(encoding="utf-8")
 
 
+# rows no explain phase, exported file, tutorial section or porting example shows yet
+# (causal masking: export does not write attention yet)
+NOT_SHOWN = {24}
+
+
 def test_every_see_it_link_resolves():
     headings = set(re.findall(r"^## (\d+)\.", TUTORIAL, re.M))
     for number, cells in rows().items():
@@ -55,7 +60,13 @@ def test_every_see_it_link_resolves():
         explained = re.findall(r"explain: `([^`]*)`", see)
         quoted = re.findall(r'export: "([^"]*)"', see)
         sections = re.findall(r"tutorial §(\d+)", see)
-        assert explained or quoted or sections, f"row {number} links nowhere"
+        examples = re.findall(r"porting: \[[^]]*\]\(\.\./(examples/[\w/]+\.py)\)", see)
+        if number in NOT_SHOWN:
+            assert see == "-", f"row {number} shows somewhere now: take it out of NOT_SHOWN"
+            continue
+        assert explained or quoted or sections or examples, f"row {number} links nowhere"
+        for path in examples:
+            assert (ROOT / path).is_file(), f"row {number}: {path} does not exist"
         for args in explained:
             phase = re.search(r"--phase (\w+)", args).group(1)
             optimizer = re.search(r"--optimizer (\w+)", args)

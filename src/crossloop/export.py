@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import nn
+from .errors import InputError
 from .files import atomic_write
 
 Shape = tuple[int, ...]
@@ -168,10 +169,16 @@ def sites(spec: nn.Sequential) -> list[Site]:
             for i, (name, layer) in enumerate(spec.children())]
 
 
+class ExportError(InputError, ValueError):
+    """A spec holds a layer type that export cannot write yet."""
+
+
 def _emitter(site: Site) -> Emitter:
     if type(site.layer) not in EMITTERS:
-        raise TypeError(f"crossloop export has no emitter for layer {site.index} "
-                        f"({type(site.layer).__name__}); add one to crossloop.export.EMITTERS")
+        raise ExportError(
+            f"crossloop export cannot write layer {site.path!r} ({type(site.layer).__name__}) "
+            f"yet: it writes {', '.join(sorted(t.__name__ for t in EMITTERS))}; nested "
+            "containers (Residual, Sequential), embeddings and attention are not exported")
     return EMITTERS[type(site.layer)]
 
 
