@@ -140,3 +140,11 @@ def test_a_model_that_does_not_fit_the_data_set_is_a_bad_setting(tmp_path, capsy
     assert commands.main(["train", "--dataset", "digits", "--out-dir", str(tmp_path / "r")]) == 2
     assert ("model lenet5 does not fit data set digits (loss cross_entropy): model lenet5 takes "
             "inputs of shape (1, 28, 28), the data gives (1, 8, 8)") in capsys.readouterr().err
+
+
+def test_a_preset_that_does_not_fit_the_data_set_is_a_settings_error(tiny_mnist, tmp_path, capsys):
+    # tiny-gpt takes token windows; MNIST gives images: one line, exit 2, no traceback
+    assert commands.main(["train", "--model", "tiny-gpt", "--data-dir", str(tiny_mnist),
+                          "--epochs", "1", "--out-dir", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "model tiny-gpt does not fit" in err and "wpe" in err and "Traceback" not in err
