@@ -28,8 +28,11 @@ def torch_ddp_gradient() -> float | None:
     ddp = DistributedDataParallel(model)
     x = torch.tensor([[1.0], [2.0]] if rank == 0 else [[3.0]], dtype=torch.float64)
     ((ddp(x) - 1) ** 2).mean().backward()
+    grad = model.weight.grad.item()
+    del ddp  # DDP's reducer holds the process group: release it, let both ranks arrive,
+    dist.barrier()  # then tear the group down (destroying it under a live DDP can abort)
     dist.destroy_process_group()
-    return model.weight.grad.item() if rank == 0 else None
+    return grad if rank == 0 else None
 
 
 def keras_mirrored_step() -> float:
