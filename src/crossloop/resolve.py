@@ -65,7 +65,7 @@ def model_spec(name: str, *, input_shape: tuple[int, ...] | None = None,
     hints = {"input_shape": input_shape, "num_classes": num_classes}
     try:
         spec = _call(function, name, "model", {k: v for k, v in hints.items() if v is not None})
-    except ValueError as exc:  # the spec's own shape check: the model does not fit this data
+    except nn.ShapeError as exc:  # the spec's own shape check: the model does not fit this data
         raise ResolveError(f"model {name} does not fit the data set's samples (input shape "
                            f"{input_shape}): {exc}; choose a data set it takes (--dataset, or "
                            "--recipe for the preset's own)") from None

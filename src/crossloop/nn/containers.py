@@ -18,6 +18,11 @@ from typing import Any, Union
 
 from .layers import ELEMENTWISE, LEAVES, Dropout, Flatten, Leaf, Linear, Shape, Tensor
 
+
+class ShapeError(ValueError):
+    """A model does not fit its input: the message names the layer path and both shapes."""
+
+
 Layer = Union["Sequential", "Residual", Leaf]
 
 
@@ -176,7 +181,7 @@ def output_shape(layer: Any, shape: Shape, path: str,
         skip = (shape if layer.shortcut is None
                 else output_shape(layer.shortcut, shape, _join(path, "shortcut"), trace))
         if out != skip:
-            raise ValueError(f"residual {path or 'model'} adds its body's output {out} to its "
+            raise ShapeError(f"residual {path or 'model'} adds its body's output {out} to its "
                              f"shortcut's {skip}: give it a shortcut that maps {shape} to {out}")
         if layer.activation is not None:
             out = output_shape(layer.activation, out, _join(path, "activation"), trace)
@@ -187,9 +192,9 @@ def output_shape(layer: Any, shape: Shape, path: str,
     try:
         out = layer.output_shape(shape)
     except ValueError as exc:
-        raise ValueError(f"{where} {exc}") from None
+        raise ShapeError(f"{where} {exc}") from None
     if min(out, default=1) < 1:
-        raise ValueError(f"{where} turns {shape} into the empty shape {out}")
+        raise ShapeError(f"{where} turns {shape} into the empty shape {out}")
     if trace is not None:
         trace.append((path, layer, shape))
     return out
