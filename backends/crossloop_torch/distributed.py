@@ -21,6 +21,7 @@ before wrapping, once the layer exists in crossloop's layer set.
 
 from __future__ import annotations
 
+import gc
 import os
 import weakref
 from collections.abc import Mapping
@@ -151,6 +152,19 @@ class DataParallelBackend(TorchBackend):
         flags = torch.tensor(distributed.signal_flags(signal_name), device=self._device)
         dist.all_reduce(flags)
         return distributed.agreed_signal(flags.tolist())
+
+    # -- leaving the world ------------------------------------------------------------
+    def close(self, failed: bool = False) -> None:
+        """Release DDP's hold on the process group, meet the other ranks (unless this
+        rank failed: they may never arrive) and destroy the group. Left to interpreter
+        exit, gloo's threads can outlive the group and abort the process ("terminate
+        called without an active exception")."""
+        self._wrapped.clear()
+        gc.collect()  # the DDP wrappers, which hold the group's reducer
+        if dist.is_initialized():
+            if not failed:
+                dist.barrier()
+            dist.destroy_process_group()
 
 
 def _grad_norm_sums(metrics: Metrics) -> dict[str, float]:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,3 +114,20 @@ def get_data_parallel_backend(name: str | None = None, *, device: str = "auto",
         raise BackendError(f"backend {choose_backend_name(name)!r} offers no data-parallel "
                            f"training (no module {package}.distributed)") from None
     return module.DataParallelBackend(device=device, **options)
+
+
+@contextmanager
+def leaving(backend: Any) -> Iterator[None]:
+    """Run the block, then let a data-parallel ``backend`` leave its world: its
+    ``close()`` meets the other ranks and tears the process group down, or, when
+    the block raised, ``close(failed=True)`` tears it down without waiting for
+    ranks that may never arrive. Backends without ``close`` hold nothing to release."""
+    close = getattr(backend, "close", None)
+    try:
+        yield
+    except BaseException:
+        if close is not None:
+            close(failed=True)
+        raise
+    if close is not None:
+        close()

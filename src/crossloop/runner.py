@@ -42,7 +42,7 @@ from .callbacks.monitor import mode_for
 from .data import Batches, Dataset, load_tfds
 from .data.catalog import TEXT_DATASETS
 from .data.transforms import AUGMENTATIONS
-from .distributed import World, get_data_parallel_backend, is_chief
+from .distributed import World, get_data_parallel_backend, is_chief, leaving
 from .experiment import ConfigError, Experiment
 from .files import write_json
 from .resume import ResumePlan, plan_resume
@@ -163,6 +163,14 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
     world = World.from_env()
     backend = (get_backend(exp.backend, device=exp.device) if world is None  # fails before the data
                else get_data_parallel_backend(exp.backend, device=exp.device))
+    with leaving(backend):
+        return _run(exp, backend, resume_from, overwrite, allow_change, data)
+
+
+def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] | None,
+         overwrite: bool, allow_change: Iterable[str],
+         data: tuple[Any, Any] | None) -> tuple[Trainer, Path]:
+    """:func:`run_experiment` on its resolved backend."""
     folder = RunFolder(output_dir(exp))
     state = source = None
     if resume_from is not None:
