@@ -28,7 +28,7 @@ from crossloop import checkpoint, nn, optim
 from crossloop.backend import get_backend
 from crossloop.callbacks import Callback, CheckpointCallback
 from crossloop.data import Batches
-from crossloop.distributed import World, get_data_parallel_backend, is_chief
+from crossloop.distributed import World, get_data_parallel_backend, is_chief, leaving
 from crossloop.trainer import Interrupted, Trainer
 
 
@@ -92,7 +92,8 @@ def main() -> None:
     if args.resume:
         trainer.load_state_dict(checkpoint.load(args.resume))
     try:
-        history = trainer.fit(train, None if args.mnist else test, epochs=args.epochs)
+        with leaving(backend):
+            history = trainer.fit(train, None if args.mnist else test, epochs=args.epochs)
     except Interrupted:
         raise SystemExit(143) from None
     if is_chief(backend):

@@ -22,8 +22,9 @@ def code_blocks(text: str) -> list[tuple[int, str]]:
 
 def test_the_tutorial_runs_end_to_end(mnist):  # the fixture skips without $CROSSLOOP_DATA
     blocks = code_blocks(TUTORIAL.read_text(encoding="utf-8"))
-    assert len(blocks) >= 7
+    assert len(blocks) >= 9
     namespace: dict = {"__name__": "tutorial"}
     for line, code in blocks:  # padded, so a traceback names the line of tutorial.md
         exec(compile("\n" * line + code, str(TUTORIAL), "exec"), namespace)
     assert namespace["broken"].failure.tensor  # section 4 found the broken formula
+    assert not namespace["fixed"].passed  # section 7: momentum fixed, running variance not

@@ -49,7 +49,9 @@ def config_of(layer: keras.layers.Layer, kind: str, raw_input: np.ndarray | None
         return {"stride": layer.strides[0], "padding": _pads(layer, raw_input),
                 "native": f"strides {layer.strides}, padding {layer.padding!r}"}
     if kind == "batchnorm":
+        stock = type(layer).call is L.BatchNormalization.call  # a subclass may update as torch
         return {"momentum": round(1 - layer.momentum, 12), "eps": layer.epsilon,
+                "running_var": "biased" if stock else f"{type(layer).__name__}'s own",
                 "native": f"Keras momentum {layer.momentum} / epsilon {layer.epsilon}"}
     if kind == "layernorm":
         return {"eps": layer.epsilon, "native": f"Keras epsilon {layer.epsilon}"}

@@ -21,6 +21,7 @@ before wrapping, once the layer exists in crossloop's layer set.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import weakref
@@ -61,6 +62,7 @@ class DataParallelBackend(TorchBackend):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._wrapped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._weight = 1.0  # this replica's loss weight in the step being run
+        atexit.register(self.close, failed=True)  # for a caller that never closes
 
     def __repr__(self) -> str:
         return (f"TorchBackend(device={self.device!r}, torch={torch.__version__}, "
@@ -156,9 +158,11 @@ class DataParallelBackend(TorchBackend):
     # -- leaving the world ------------------------------------------------------------
     def close(self, failed: bool = False) -> None:
         """Release DDP's hold on the process group, meet the other ranks (unless this
-        rank failed: they may never arrive) and destroy the group. Left to interpreter
-        exit, gloo's threads can outlive the group and abort the process ("terminate
-        called without an active exception")."""
+        rank failed: they may never arrive) and destroy the group; a second call does
+        nothing. Left to interpreter exit, gloo's threads can outlive the group and abort
+        the process ("terminate called without an active exception"):
+        :func:`crossloop.distributed.leaving` calls this at the end of a run, and exit
+        calls ``close(failed=True)`` for a caller that did not."""
         self._wrapped.clear()
         gc.collect()  # the DDP wrappers, which hold the group's reducer
         if dist.is_initialized():

@@ -48,6 +48,8 @@ CASES = [
     Case("transformer", "transformer"),
     Case("batchnorm_defaults", "resnet", bug="bn_defaults", layer="bn",
          cause="torch momentum 0.1 / eps 1e-05, Keras momentum 0.99 / epsilon 0.001"),
+    Case("batchnorm_biased_running_variance", "resnet", bug="bn_biased_variance", layer="bn",
+         step=0, cause="unbiased batch variance"),
     Case("flatten_order", "resnet", hand_port=resnet.port_without_flatten_permutation,
          layer="fc", cause="H, W, C order"),
     Case("same_padding_stride2", "resnet", bug="same_padding", layer="block.conv1",

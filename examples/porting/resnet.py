@@ -91,6 +91,8 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
 def _bn(bug: str | None, dtype: str, name: str) -> keras.layers.Layer:
     if bug == "bn_defaults":   # Keras's momentum 0.99 and epsilon 1e-3
         return keras.layers.BatchNormalization(dtype=dtype, name=name)
+    if bug == "bn_biased_variance":  # torch's momentum and eps, Keras's biased running variance
+        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
     return TorchBatchNorm(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
 
 

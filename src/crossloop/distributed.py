@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import Backend, BackendError, choose_backend_name, get_backend
+from .trainer import Interrupted
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,17 @@ def get_data_parallel_backend(name: str | None = None, *, device: str = "auto",
 @contextmanager
 def leaving(backend: Any) -> Iterator[None]:
     """Run the block, then let a data-parallel ``backend`` leave its world: its
-    ``close()`` meets the other ranks and tears the process group down, or, when
-    the block raised, ``close(failed=True)`` tears it down without waiting for
-    ranks that may never arrive. Backends without ``close`` hold nothing to release."""
+    ``close()`` meets the other ranks and tears the process group down (also after a
+    stop by signal, which every rank takes after the same step), or, when the block
+    failed, ``close(failed=True)`` tears it down without waiting for ranks that may
+    never arrive. Backends without ``close`` hold nothing to release."""
     close = getattr(backend, "close", None)
     try:
         yield
+    except Interrupted:
+        if close is not None:
+            close()
+        raise
     except BaseException:
         if close is not None:
             close(failed=True)

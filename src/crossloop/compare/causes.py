@@ -12,12 +12,17 @@ import numpy as np
 from ..tracing import LayerRecord
 
 
-def layer_causes(t: LayerRecord, k: LayerRecord) -> list[str]:
-    """Settings of a paired torch and Keras layer that make them compute differently."""
+def layer_causes(t: LayerRecord, k: LayerRecord, tensor: str = "") -> list[str]:
+    """Settings of a paired torch and Keras layer that make them compute differently
+    (``tensor``: the pair's first diverging tensor, where that tells more)."""
     tc, kc = t.config, k.config
     if t.kind == "batchnorm" and (tc["momentum"], tc["eps"]) != (kc["momentum"], kc["eps"]):
         return [f"BatchNorm: {tc['native']}, {kc['native']} (torch counts momentum on the new "
                 "batch: Keras momentum = 1 - torch momentum)"]
+    if t.kind == "batchnorm" and tensor == "running_var" and kc["running_var"] == "biased":
+        return ["BatchNorm: torch updates running_var with the unbiased batch variance (n/(n-1) "
+                "times the biased one), Keras's BatchNormalization with the biased one, whatever "
+                "its settings: override its call (examples/porting/resnet.py's TorchBatchNorm)"]
     if t.kind == "layernorm" and tc["eps"] != kc["eps"]:
         return [f"LayerNorm: {tc['native']}, {kc['native']}"]
     if t.kind == "conv2d" and tc["padding"] != kc["padding"] and kc["padding"] != (0, 0, 0, 0):

@@ -175,7 +175,7 @@ def _causes(report: ModelReport, aligned: Pairs, t_tensors: dict[str, np.ndarray
     for t, k in aligned:
         if (t.name, k.name) != (first.torch, first.keras):
             continue
-        causes += layer_causes(t, k)
+        causes += layer_causes(t, k, first.tensor)
         if any(r.phase == "start" and r.torch == t.name and not r.ok for r in report.rows):
             causes += weight_causes(t, k, t.canonical(t_tensors), k_start)
     return causes
