@@ -31,7 +31,7 @@ from crossloop.transfer import PairingError, transfer_weights  # noqa: E402
 
 def cases(steps: int) -> bool:
     ok = True
-    print(f"{'case':<24}{'dtype':<9}{'forward':>9}{'gradient':>10}{'weights':>10}  verdict")
+    print(f"{'case':<34}{'dtype':<9}{'forward':>9}{'gradient':>10}{'weights':>10}  verdict")
     for case in gallery.CASES:
         for dtype in ("float64", "float32"):
             report = gallery.run_case(case, dtype, steps)
@@ -42,7 +42,7 @@ def cases(steps: int) -> bool:
             else:
                 verdict = f"MISS: {problem}"
                 ok = ok and not (dtype == "float32" and case.layer is not None)
-            print(f"{case.name:<24}{dtype:<9}{report.max_diff('forward'):>9.1e}"
+            print(f"{case.name:<34}{dtype:<9}{report.max_diff('forward'):>9.1e}"
                   f"{report.max_diff('gradient'):>10.1e}{report.max_diff('weights'):>10.1e}  "
                   f"{verdict}")
             if dtype == "float64" and report.causes:

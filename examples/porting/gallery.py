@@ -116,4 +116,4 @@ def verdict(case: Case, report: ModelReport) -> str | None:
 if __name__ == "__main__":
     for case in CASES:
         report = run_case(case)
-        print(f"{case.name:<24} {verdict(case, report) or 'as expected'}\n  {report.summary()}")
+        print(f"{case.name:<34} {verdict(case, report) or 'as expected'}\n  {report.summary()}")
