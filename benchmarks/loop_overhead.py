@@ -4,6 +4,7 @@
     python benchmarks/loop_overhead.py --quick              # a smoke run (seconds, not a measurement)
     python benchmarks/loop_overhead.py --models lenet5 --batch-sizes 64 --rounds 15 --markdown
     python benchmarks/loop_overhead.py --models resnet20 tiny-gpt --batch-sizes 32
+    python benchmarks/loop_overhead.py --frameworks torch --device gpu --contenders hand crossloop
 
 One child process per framework holds every contender of that framework, so all of
 them share one allocator, one thread pool and one warm CPU:
@@ -82,28 +83,31 @@ def spec(model: str, options: dict[str, int]):
 class Child:
     """The contenders of one framework, for one model and batch size."""
 
-    def __init__(self, framework: str, model: str, batch_size: int, limit: int):
+    def __init__(self, framework: str, model: str, batch_size: int, limit: int,
+                 device: str = "cpu", contenders: tuple[str, ...] = CONTENDERS):
         os.environ["KERAS_BACKEND"] = framework
         from crossloop import Trainer, optim
         from crossloop.data import Batches
 
         sys.path.insert(0, str(HERE))
-        from references import keras_loop
-
         if framework == "torch":
             from references import torch_loop as hand_lib
+            place = {"device": device}  # Keras and TensorFlow place ops on the GPU themselves
         else:
-            hand_lib = keras_loop
+            from references import keras_loop as hand_lib
+            place = {}
         x, y, options, self.source = dataset(model, limit)
         self.batch_size, self.x, self.y = batch_size, x, y
         # Keras's layout for images: NHWC, made once (an ordinary Keras program stores it so)
         self.x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
         self.hand_x = x if framework == "torch" else self.x_nhwc
         self.Batches = Batches
-        self.hand = hand_lib.HandLoop(model, LR, **options)
+        self.hand = hand_lib.HandLoop(model, LR, **place, **options)
         self.trainer = Trainer(spec(model, options), optim.Adam(LR), backend=framework,
-                               device="cpu", prefetch=0)
-        self.fit = keras_loop.Fit(model, LR, **options)
+                               device=device, prefetch=0)
+        if "keras-fit" in contenders:  # imports Keras, which a torch-only machine may lack
+            from references import keras_loop
+            self.fit = keras_loop.Fit(model, LR, **options)
         self.epoch = 0
 
     def window(self, contender: str, samples: int) -> float:
@@ -128,20 +132,23 @@ def run_child(args: argparse.Namespace) -> None:
     """Measure every (model, batch size) of one framework; print one JSON line each."""
     for model in args.models:
         for batch_size in args.batch_sizes:
-            child = Child(args.child, model, batch_size, args.limit)
+            contenders = tuple(args.contenders)
+            child = Child(args.child, model, batch_size, args.limit, args.device, contenders)
             y = child.y
             warm = min(len(y), 20 * batch_size)
-            for name in CONTENDERS:
+            for name in contenders:
                 child.window(name, warm)
             rate = warm / child.window("hand", warm)
             samples = int(min(len(y), max(10 * batch_size, args.seconds * rate)))
             samples -= samples % batch_size
-            rates: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+            rates: dict[str, list[float]] = {name: [] for name in contenders}
             for r in range(args.rounds):
-                order = CONTENDERS[r % 3:] + CONTENDERS[:r % 3]
+                k = r % len(contenders)
+                order = contenders[k:] + contenders[:k]
                 for name in order:
                     rates[name].append(samples / child.window(name, samples))
-            print(json.dumps({"framework": args.child, "model": model, "batch_size": batch_size,
+            print(json.dumps({"framework": args.child, "device": args.device, "model": model,
+                              "batch_size": batch_size,
                               "samples_per_window": samples, "source": child.source,
                               "threads": threads(args.child), "rates": rates}), flush=True)
 
@@ -168,11 +175,11 @@ def report(rows: list[dict], markdown: bool) -> None:
     for row in rows:
         rates = row["rates"]
         ratio = {name: [a / b for a, b in zip(rates[name], rates["hand"])]
-                 for name in ("crossloop", "keras-fit")}
+                 for name in ("crossloop", "keras-fit") if name in rates}
         fit = "keras-fit (torch)" if row["framework"] == "torch" else "keras-fit"
-        lines.append((row["framework"], row["model"], str(row["batch_size"]),
-                      f"{statistics.median(rates['hand']):,.0f}",
-                      summary(ratio["crossloop"]), f"{summary(ratio['keras-fit'])} ({fit})"))
+        lines.append((f"{row['framework']} ({row['device']})", row["model"], str(row["batch_size"]),
+                      f"{statistics.median(rates['hand']):,.0f}", summary(ratio["crossloop"]),
+                      f"{summary(ratio['keras-fit'])} ({fit})" if "keras-fit" in ratio else "-"))
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
@@ -192,12 +199,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="paired rounds (default 7)")
     parser.add_argument("--seconds", type=float, default=1.5,
                         help="length of a window in seconds (default 1.5)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="where every contender trains (default cpu)")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
+                        help="hand is always timed: the ratios are against it")
     parser.add_argument("--limit", type=int, default=60000, help="samples held (default 60000)")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 0.2 s windows: a smoke run")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--json", type=Path, help="also write the raw rates here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if "hand" not in args.contenders:
+        parser.error("--contenders must include hand: every ratio is taken against it")
     if args.quick:
         args.rounds, args.seconds, args.limit = 3, 0.2, 4096
     if args.child:
@@ -207,7 +220,8 @@ def main() -> int:
     for framework in args.frameworks:
         command = [sys.executable, __file__, "--child", framework, "--models", *args.models,
                    "--batch-sizes", *map(str, args.batch_sizes), "--rounds", str(args.rounds),
-                   "--seconds", str(args.seconds), "--limit", str(args.limit)]
+                   "--seconds", str(args.seconds), "--limit", str(args.limit),
+                   "--device", args.device, "--contenders", *args.contenders]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         print(f"# {framework}: {len(args.models) * len(args.batch_sizes)} cases, {args.rounds} rounds "
               f"of ~{args.seconds:g} s windows per contender", file=sys.stderr, flush=True)

@@ -111,8 +111,9 @@ MODELS = {"mlp": mlp, "conv1": conv1, "lenet5": lenet5, "resnet20": ResNet20, "t
 class HandLoop:
     """One model and ``torch.optim.Adam``, trained by the tutorial's loop."""
 
-    def __init__(self, model: str, lr: float, **options: int):
-        self.model = MODELS[model](**options)
+    def __init__(self, model: str, lr: float, device: str = "cpu", **options: int):
+        self.device = torch.device("cuda" if device == "gpu" else "cpu")
+        self.model = MODELS[model](**options).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
 
     def train(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -120,11 +121,11 @@ class HandLoop:
         next-token targets); returns the mean loss."""
         model, optimizer = self.model, self.optimizer
         model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
         count = 0
         for x, y in batches:
-            x, y = torch.from_numpy(x), torch.from_numpy(y)
+            x, y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
             logits = model(x)
             loss = F.cross_entropy(logits.flatten(0, -2), y.flatten())
             loss.backward()
