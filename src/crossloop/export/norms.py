@@ -1,4 +1,4 @@
-"""Export emitters for normalisation and GELU (:mod:`crossloop.export`'s table, continued).
+"""Export emitters for normalisation and GELU.
 
 BatchNorm, LayerNorm and GELU are where the two frameworks' defaults differ most
 quietly: momentum's meaning, eps, which variance the running statistics keep, and
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
-from . import nn
-from .export import Emitter, Site, keras_args
+from .. import nn
+from .emitter import Emitter, Site, keras_args
+from .layers import last_axis_on_images
 
 
 def _batchnorm_torch(site: Site) -> str:
@@ -21,7 +22,8 @@ def _batchnorm_torch(site: Site) -> str:
 
 def _batchnorm_keras(site: Site) -> list[str]:
     bn = site.layer
-    return [f"layers.BatchNormalization(momentum={1 - bn.momentum:g}, epsilon={bn.eps}, "
+    axis = "axis=1, " if len(site.in_shape) == 2 else ""  # (N, C, L): channels on axis 1
+    return [f"layers.BatchNormalization({axis}momentum={1 - bn.momentum:g}, epsilon={bn.eps}, "
             f"{keras_args(site)})"]
 
 
@@ -48,7 +50,7 @@ def _gelu_keras(site: Site) -> list[str]:
     return [f"layers.Lambda(lambda x: 0.5 * x * (1 + {inner}), {keras_args(site)})"]
 
 
-LAYER_EMITTERS: dict[type, Emitter] = {
+NORM_EMITTERS: dict[type, Emitter] = {
     **{cls: Emitter("batchnorm", torch=_batchnorm_torch, keras=_batchnorm_keras,
                     weights=_batchnorm_weights, note=_batchnorm_note)
        for cls in (nn.BatchNorm1d, nn.BatchNorm2d)},
@@ -57,7 +59,8 @@ LAYER_EMITTERS: dict[type, Emitter] = {
         keras=lambda s: [f"layers.LayerNormalization(epsilon={s.layer.eps}, {keras_args(s)})"],
         weights=lambda s: [f'model.get_layer("{s.name}").set_weights([state["{s.path}.weight"], '
                            f'state["{s.path}.bias"]])'],
-        note=lambda s: f"eps={s.layer.eps} is torch's default; Keras's epsilon is 1e-3"),
+        note=lambda s: f"eps={s.layer.eps} is torch's default; Keras's epsilon is 1e-3",
+        refuse=last_axis_on_images),
     nn.GELU: Emitter(
         "gelu", torch=lambda s: ('nn.GELU(approximate="tanh")' if s.layer.approximate == "tanh"
                                  else "nn.GELU()"),
