@@ -30,8 +30,8 @@ def _batchnorm_keras(site: Site) -> list[str]:
 def _batchnorm_weights(site: Site) -> list[str]:
     i = site.path
     return [f"# {i}: gamma, beta, running mean and variance in the same layout",
-            f'model.get_layer("{site.name}").set_weights([state["{i}.weight"], '
-            f'state["{i}.bias"], state["{i}.running_mean"], state["{i}.running_var"]])']
+            f'model.get_layer("{site.name}").set_weights([state[f"{i}.{{k}}"] for k in '
+            '("weight", "bias", "running_mean", "running_var")])']
 
 
 def _batchnorm_note(site: Site) -> str:
