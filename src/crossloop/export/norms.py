@@ -34,10 +34,15 @@ def _batchnorm_weights(site: Site) -> list[str]:
             '("weight", "bias", "running_mean", "running_var")])']
 
 
+def _eps(eps: float) -> str:
+    """eps, said as torch's default (1e-5) or as the spec's own value."""
+    return f"eps={eps} is torch's default" if eps == 1e-5 else f"eps={eps} as the spec says"
+
+
 def _batchnorm_note(site: Site) -> str:
     bn = site.layer
     return (f"torch's momentum={bn.momentum} weighs the new batch, Keras's momentum the old "
-            f"value: {1 - bn.momentum:g}. eps={bn.eps} is torch's default (Keras's is 1e-3). "
+            f"value: {1 - bn.momentum:g}. {_eps(bn.eps)} (Keras's is 1e-3). "
             "torch updates the running variance with the unbiased batch variance, Keras with "
             "the biased one: the running statistics drift apart in training, not in inference")
 
@@ -59,7 +64,7 @@ NORM_EMITTERS: dict[type, Emitter] = {
         keras=lambda s: [f"layers.LayerNormalization(epsilon={s.layer.eps}, {keras_args(s)})"],
         weights=lambda s: [f'model.get_layer("{s.name}").set_weights([state["{s.path}.weight"], '
                            f'state["{s.path}.bias"]])'],
-        note=lambda s: f"eps={s.layer.eps} is torch's default; Keras's epsilon is 1e-3",
+        note=lambda s: f"{_eps(s.layer.eps)}; Keras's epsilon is 1e-3",
         refuse=last_axis_on_images),
     nn.GELU: Emitter(
         "gelu", torch=lambda s: ('nn.GELU(approximate="tanh")' if s.layer.approximate == "tanh"
