@@ -9,12 +9,7 @@ from typing import Any
 from .. import nn
 from .emitter import Site, nhwc
 from .lines import Line, layout, wrap
-from .table import emitter, helpers, sites
-from .torch_code import tokens
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+from .table import emitter, helpers, join, sites, tokens
 
 
 def _calls(layer: Any, path: str, x_in: str, x: str, level: int,
@@ -25,7 +20,7 @@ def _calls(layer: Any, path: str, x_in: str, x: str, level: int,
     if isinstance(layer, nn.Sequential):
         lines = []
         for name, child in layer.children():
-            lines += _calls(child, _join(path, name), x_in, x, level, found)
+            lines += _calls(child, join(path, name), x_in, x, level, found)
             x_in = x
         return lines
     if isinstance(layer, nn.Residual):
@@ -36,14 +31,14 @@ def _calls(layer: Any, path: str, x_in: str, x: str, level: int,
         if layer.shortcut is None:
             lines = [Line(1, f"{skip} = {x_in}")]
         else:
-            lines = _calls(layer.shortcut, _join(path, "shortcut"), x_in, skip, level + 1, found)
+            lines = _calls(layer.shortcut, join(path, "shortcut"), x_in, skip, level + 1, found)
         first = lines[0]
         lines[0] = first._replace(note=". ".join(filter(None, (f"{path}: a residual block, {added}",
                                                                first.note))))
         lines += _calls(layer.body, path, x_in, x, level + 1, found)
         lines.append(Line(1, f"{x} = layers.Add(dtype=dtype)([{x}, {skip}])"))
         if layer.activation is not None:
-            lines += _calls(layer.activation, _join(path, "activation"), x, x, level, found)
+            lines += _calls(layer.activation, join(path, "activation"), x, x, level, found)
         return lines
     site, kind = found[path], emitter(layer, path)
     exprs = kind.keras(site)

@@ -47,6 +47,16 @@ def sites(spec: nn.Sequential) -> dict[str, Site]:
     return found
 
 
+def join(path: str, name: str) -> str:
+    """The canonical path of a child ``name`` of the container at ``path``."""
+    return f"{path}.{name}" if path else name
+
+
+def tokens(spec: nn.Sequential) -> bool:
+    """Whether the model takes token ids (its first layer is an Embedding)."""
+    return isinstance(spec.leaves()[0][1], nn.Embedding)
+
+
 def helpers(found: dict[str, Site], framework: int) -> list[str]:
     """The helper sources (``framework`` 0: torch, 1: Keras) the sites' code uses, once
     each, in the order first used."""

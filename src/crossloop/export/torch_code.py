@@ -11,7 +11,7 @@ from typing import Any
 from .. import nn
 from .emitter import Site
 from .lines import Line, layout, wrap
-from .table import emitter, helpers, sites
+from .table import emitter, helpers, join, sites, tokens
 
 _RESIDUAL = '''class Residual(nn.Module):
     """activation(body(x) + shortcut(x)), the shortcut the identity when None. The body's
@@ -46,17 +46,13 @@ def _named(seq: nn.Sequential) -> bool:
     return seq.names != tuple(str(i) for i in range(len(seq.layers)))
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
 def _children(seq: nn.Sequential, path: str, depth: int, named: bool,
               found: dict[str, Site]) -> list[Line]:
     """The lines of a Sequential's (or a residual body's) children, as arguments."""
     lines = []
     for name, child in seq.children():
         lead, tail = (f'("{name}", ', "),") if named else ("", ",")
-        lines += _module(child, _join(path, name), depth, lead, tail, found)
+        lines += _module(child, join(path, name), depth, lead, tail, found)
     return lines
 
 
@@ -74,7 +70,7 @@ def _module(layer: Any, path: str, depth: int, lead: str, tail: str,
                  *_children(layer.body, path, depth + 2, True, found), Line(depth + 1, "]),")]
         for keyword_, child in (("shortcut", layer.shortcut), ("activation", layer.activation)):
             if child is not None:
-                lines += _module(child, _join(path, keyword_), depth + 1, f"{keyword_}=", ",",
+                lines += _module(child, join(path, keyword_), depth + 1, f"{keyword_}=", ",",
                                  found)
         return lines + [Line(depth, ")" + tail)]
     site = found[path]
@@ -90,11 +86,6 @@ def _inputs(spec: nn.Sequential) -> str:
     if tokens(spec):
         return f"token ids (int64), {spec.input_shape} per sample"
     return f"{'NCHW' if len(spec.input_shape) == 3 else 'as they are'}, {spec.input_shape} per sample"
-
-
-def tokens(spec: nn.Sequential) -> bool:
-    """Whether the model takes token ids (its first layer is an Embedding)."""
-    return isinstance(spec.leaves()[0][1], nn.Embedding)
 
 
 def torch_source(spec: nn.Sequential) -> str:
