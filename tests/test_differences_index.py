@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = (ROOT / "docs" / "framework-differences.md").read_text(encoding="utf-8")
 TESTS = ROOT / "tests" / "test_framework_differences.py"
 TUTORIAL = (ROOT / "docs" / "tutorial.md").read_text(encoding="utf-8")
-# lenet5, and models with the layers lenet5 lacks: padding at stride 2, dropout; norms
+# lenet5, and models with the layers lenet5 lacks: padding at stride 2, dropout; norms;
+# embeddings and causal attention (tiny-gpt)
 EXPORTED = "".join(
     source(spec) for source in (export.torch_source, export.keras_source) for spec in (
-        nn.lenet5(),
+        nn.lenet5(), nn.tiny_gpt(),
         nn.Sequential((nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.Dropout(0.5), nn.Flatten(),
                        nn.Linear(4 * 14 * 14, 10)), name="strided"),
         nn.Sequential((nn.Linear(6, 4), nn.BatchNorm1d(4), nn.LayerNorm(4), nn.GELU()),
@@ -48,11 +49,6 @@ def test_rows_are_numbered_and_each_test_has_exactly_one_row():
         assert f"def {name}(" in (ROOT / "tests" / f"{module}.py").read_text(encoding="utf-8")
 
 
-# rows no explain phase, exported file, tutorial section or porting example shows yet
-# (causal masking: export does not write attention yet)
-NOT_SHOWN = {24}
-
-
 def test_every_see_it_link_resolves():
     headings = set(re.findall(r"^## (\d+)\.", TUTORIAL, re.M))
     for number, cells in rows().items():
@@ -61,9 +57,6 @@ def test_every_see_it_link_resolves():
         quoted = re.findall(r'export: "([^"]*)"', see)
         sections = re.findall(r"tutorial §(\d+)", see)
         examples = re.findall(r"porting: \[[^]]*\]\(\.\./(examples/[\w/]+\.py)\)", see)
-        if number in NOT_SHOWN:
-            assert see == "-", f"row {number} shows somewhere now: take it out of NOT_SHOWN"
-            continue
         assert explained or quoted or sections or examples, f"row {number} links nowhere"
         for path in examples:
             assert (ROOT / path).is_file(), f"row {number}: {path} does not exist"

@@ -1,4 +1,4 @@
-"""Export emitters for normalisation and GELU (:mod:`crossloop.export`'s table, continued).
+"""Export emitters for normalisation and GELU.
 
 BatchNorm, LayerNorm and GELU are where the two frameworks' defaults differ most
 quietly: momentum's meaning, eps, which variance the running statistics keep, and
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
-from . import nn
-from .export import Emitter, Site, keras_args
+from .. import nn
+from .emitter import Emitter, Site, keras_args
+from .layers import last_axis_on_images
 
 
 def _batchnorm_torch(site: Site) -> str:
@@ -21,21 +22,27 @@ def _batchnorm_torch(site: Site) -> str:
 
 def _batchnorm_keras(site: Site) -> list[str]:
     bn = site.layer
-    return [f"layers.BatchNormalization(momentum={1 - bn.momentum:g}, epsilon={bn.eps}, "
+    axis = "axis=1, " if len(site.in_shape) == 2 else ""  # (N, C, L): channels on axis 1
+    return [f"layers.BatchNormalization({axis}momentum={1 - bn.momentum:g}, epsilon={bn.eps}, "
             f"{keras_args(site)})"]
 
 
 def _batchnorm_weights(site: Site) -> list[str]:
     i = site.path
     return [f"# {i}: gamma, beta, running mean and variance in the same layout",
-            f'model.get_layer("{site.name}").set_weights([state["{i}.weight"], '
-            f'state["{i}.bias"], state["{i}.running_mean"], state["{i}.running_var"]])']
+            f'model.get_layer("{site.name}").set_weights([state[f"{i}.{{k}}"] for k in '
+            '("weight", "bias", "running_mean", "running_var")])']
+
+
+def _eps(eps: float) -> str:
+    """eps, said as torch's default (1e-5) or as the spec's own value."""
+    return f"eps={eps} is torch's default" if eps == 1e-5 else f"eps={eps} as the spec says"
 
 
 def _batchnorm_note(site: Site) -> str:
     bn = site.layer
     return (f"torch's momentum={bn.momentum} weighs the new batch, Keras's momentum the old "
-            f"value: {1 - bn.momentum:g}. eps={bn.eps} is torch's default (Keras's is 1e-3). "
+            f"value: {1 - bn.momentum:g}. {_eps(bn.eps)} (Keras's is 1e-3). "
             "torch updates the running variance with the unbiased batch variance, Keras with "
             "the biased one: the running statistics drift apart in training, not in inference")
 
@@ -48,7 +55,7 @@ def _gelu_keras(site: Site) -> list[str]:
     return [f"layers.Lambda(lambda x: 0.5 * x * (1 + {inner}), {keras_args(site)})"]
 
 
-LAYER_EMITTERS: dict[type, Emitter] = {
+NORM_EMITTERS: dict[type, Emitter] = {
     **{cls: Emitter("batchnorm", torch=_batchnorm_torch, keras=_batchnorm_keras,
                     weights=_batchnorm_weights, note=_batchnorm_note)
        for cls in (nn.BatchNorm1d, nn.BatchNorm2d)},
@@ -57,7 +64,8 @@ LAYER_EMITTERS: dict[type, Emitter] = {
         keras=lambda s: [f"layers.LayerNormalization(epsilon={s.layer.eps}, {keras_args(s)})"],
         weights=lambda s: [f'model.get_layer("{s.name}").set_weights([state["{s.path}.weight"], '
                            f'state["{s.path}.bias"]])'],
-        note=lambda s: f"eps={s.layer.eps} is torch's default; Keras's epsilon is 1e-3"),
+        note=lambda s: f"{_eps(s.layer.eps)}; Keras's epsilon is 1e-3",
+        refuse=last_axis_on_images),
     nn.GELU: Emitter(
         "gelu", torch=lambda s: ('nn.GELU(approximate="tanh")' if s.layer.approximate == "tanh"
                                  else "nn.GELU()"),
