@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn as tnn
 
 from crossloop import nn
@@ -35,21 +36,23 @@ class Residual(tnn.Module):
 
 
 class SelfAttention(tnn.MultiheadAttention):
-    """``nn.MultiheadAttention`` applied to one (N, T, E) input as query, key and value,
-    with torch's boolean causal mask (True = may not attend) when ``causal``; the
-    ``is_causal`` hint lets torch take its fused causal attention kernel."""
+    """``nn.MultiheadAttention``'s parameters (packed ``in_proj_weight`` (3E, E), rows q,
+    k, v; ``out_proj``) and its computation on one (N, T, E) input as query, key and
+    value, written as nanoGPT writes it: one projection, ``scaled_dot_product_attention``
+    with ``is_causal`` (torch's causal mask) when ``causal``. ``MultiheadAttention.forward``
+    itself transposes to (T, N, E) and back and copies the heads twice, which made the
+    tiny-gpt forward pass 1.9x the hand-written one on an H200 (2.4 vs 1.3 ms)."""
 
     def __init__(self, spec: nn.SelfAttention):
         super().__init__(spec.embed_dim, spec.num_heads, batch_first=True)
         self.causal = spec.causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        mask = None
-        if self.causal:
-            t = x.shape[1]
-            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        return super().forward(x, x, x, attn_mask=mask, need_weights=False,
-                               is_causal=self.causal)[0]
+        n, t, e = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, t, 3, self.num_heads, e // self.num_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (N, H, T, D)
+        return self.out_proj(y.transpose(1, 2).reshape(n, t, e))
 
 
 class PositionalEmbedding(tnn.Module):
