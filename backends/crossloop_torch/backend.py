@@ -69,7 +69,7 @@ class TorchBackend(BaseBackend):
     def to_device(self, array: np.ndarray) -> torch.Tensor:
         # Shares memory on the CPU (no copy). Not pinned before a GPU copy: page-locking
         # each batch cost 4.1 ms for a 128x1x28x28 float32 batch on an H200, the plain
-        # copy 0.08 ms (measured with .gpu/profile_step.py's timings, see docs/benchmarks.md).
+        # copy 0.08 ms (benchmarks/step_breakdown.py --device gpu; docs/benchmarks.md).
         return torch.from_numpy(array).to(self._device)
 
     def to_numpy(self, tensor: torch.Tensor) -> np.ndarray:
