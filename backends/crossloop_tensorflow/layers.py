@@ -66,12 +66,16 @@ class BatchNorm(keras.layers.Layer):
     update ``running = (1 - momentum) * running + momentum * batch`` with the
     *unbiased* one; in evaluation use the running statistics. ``channel_axis`` is the
     channel axis of the native activation (-1 for NHWC and (N, C), 1 for (N, C, L)).
-    (Keras's BatchNormalization: momentum on the old value, 0.99, eps 1e-3, biased
-    running variance.)"""
+    With ``synchronized`` the statistics are those of all replicas of a
+    ``tf.distribute`` strategy together (sums, sums of squares and counts all-reduced
+    in the replica context, whose gradient is again an all-reduce), as Keras's
+    ``BatchNormalization(synchronized=True)`` does. (Keras's BatchNormalization:
+    momentum on the old value, 0.99, eps 1e-3, biased running variance.)"""
 
-    def __init__(self, spec: nn.BatchNorm1d | nn.BatchNorm2d, channel_axis: int, **kwargs):
+    def __init__(self, spec: nn.BatchNorm1d | nn.BatchNorm2d, channel_axis: int,
+                 synchronized: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.spec, self.channel_axis = spec, channel_axis
+        self.spec, self.channel_axis, self.synchronized = spec, channel_axis, synchronized
 
     def build(self, input_shape: tuple) -> None:
         c = (self.spec.num_features,)
@@ -91,10 +95,13 @@ class BatchNorm(keras.layers.Layer):
             # The statistics accumulate in float64: TensorFlow's float32 reductions over
             # N*H*W values lose ~30x more than torch's (1e-4 on a BatchNorm output).
             wide = tf.cast(x, tf.float64)
-            mean64 = tf.reduce_mean(wide, axes, keepdims=True)
-            var64 = tf.reduce_mean(tf.square(wide - mean64), axes, keepdims=True)  # biased
-            mean, var = tf.cast(mean64, x.dtype), tf.cast(var64, x.dtype)
-            n = tf.cast(tf.size(x) // tf.shape(x)[axis], x.dtype)
+            n64 = tf.cast(tf.size(x) // tf.shape(x)[axis], tf.float64)
+            if self.synchronized:
+                mean64, var64, n64 = _global_moments(wide, axes, n64)
+            else:
+                mean64 = tf.reduce_mean(wide, axes, keepdims=True)
+                var64 = tf.reduce_mean(tf.square(wide - mean64), axes, keepdims=True)  # biased
+            mean, var, n = (tf.cast(t, x.dtype) for t in (mean64, var64, n64))
             m = self.spec.momentum
             self.running_mean.assign((1 - m) * self.running_mean + m * tf.reshape(mean, [-1]))
             self.running_var.assign((1 - m) * self.running_var
@@ -103,6 +110,18 @@ class BatchNorm(keras.layers.Layer):
             mean, var = tf.reshape(self.running_mean, shape), tf.reshape(self.running_var, shape)
         scale = tf.reshape(self.weight, shape) / tf.sqrt(var + self.spec.eps)
         return (x - mean) * scale + tf.reshape(self.bias, shape)
+
+
+def _global_moments(x: tf.Tensor, axes: list[int],
+                    count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The mean, biased variance and sample count over ``axes`` of every replica's ``x``
+    (``count`` values per channel each) together: in a replica context; outside a
+    strategy, of ``x`` alone."""
+    total, squares, n = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes, keepdims=True),
+                                     tf.reduce_sum(tf.square(x), axes, keepdims=True), count])
+    mean = total / n
+    return mean, squares / n - tf.square(mean), n
 
 
 class SelfAttention(keras.layers.Layer):

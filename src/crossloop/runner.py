@@ -162,7 +162,8 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
     """
     world = World.from_env()
     backend = (get_backend(exp.backend, device=exp.device) if world is None  # fails before the data
-               else get_data_parallel_backend(exp.backend, device=exp.device))
+               else get_data_parallel_backend(exp.backend, device=exp.device,
+                                              sync_batchnorm=exp.sync_batchnorm))
     with leaving(backend):
         return _run(exp, backend, resume_from, overwrite, allow_change, data)
 
