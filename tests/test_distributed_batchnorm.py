@@ -10,6 +10,7 @@ process talks over loopback and is waited for, within a bounded time.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from test_distributed import NATIVE, TIMEOUT, _launched, _worker
 
+from crossloop import checkpoint
 from crossloop.launch import Outcome, launch
 
 # Batches of 9 (slices 5 and 4), so the weighting of unequal slices meets BatchNorm.
@@ -105,3 +107,34 @@ def test_sync_batchnorm_torch_is_gpu_only_keras_synchronized_runs_on_cpu(native_
     assert "expected input tensor to be on GPU" in torch_errors[0]
     assert "only work with GPU modules" in torch_errors[1]
     assert native_batchnorm["tensorflow"]["synchronized"] == pytest.approx(0.3)
+
+
+BN_MODEL = ("import math\n"
+            "from crossloop import nn\n"
+            "def model(input_shape, num_classes):\n"
+            "    return nn.Sequential((nn.Flatten(), nn.Linear(math.prod(input_shape), 16),\n"
+            "                          nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, num_classes)),\n"
+            "                         input_shape=input_shape)\n")
+
+
+@pytest.mark.parametrize("backend, parallel", [("torch", ("--nproc", "2")),
+                                               ("tensorflow", ("--replicas", "2"))])
+def test_train_sync_batchnorm_equals_one_process(tmp_path, backend, parallel):
+    """``crossloop train --sync-batchnorm`` reaches the data-parallel backend: an MLP
+    with BatchNorm1d on digits (last batch uneven) trains as one process does. (SGD:
+    the bias before a BatchNorm has a zero gradient up to rounding, which Adam would
+    scale up to whole steps, 1e-10 apart after an epoch.)"""
+    (tmp_path / "bn_model.py").write_text(BN_MODEL)
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "TF_CONFIG")}
+    settings = ["--backend", backend, "--dataset", "digits", "--model", "bn_model:model",
+                "--epochs", "1", "--dtype", "float64", "--quiet", "--no-plot",
+                "--no-tensorboard", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05"]
+    runs = {}
+    for name, extra in (("one", ()), ("two", (*parallel, "--sync-batchnorm"))):
+        done = subprocess.run([sys.executable, "-m", "crossloop", "train", *settings, *extra,
+                               "--out-dir", str(tmp_path / name)], env=env, timeout=TIMEOUT,
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        runs[name] = checkpoint.load(tmp_path / name / "checkpoints" / "last.safetensors")["model"]
+    assert any("running_var" in k for k in runs["one"])
+    assert max(np.abs(runs["one"][k] - runs["two"][k]).max() for k in runs["one"]) <= 1e-10
