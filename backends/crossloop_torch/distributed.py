@@ -179,11 +179,12 @@ class GlooSyncBatchNorm(_BatchNorm):
     """torch's ``SyncBatchNorm`` on CPU tensors (gloo), where torch's own raises (and
     DDP refuses a CPU module holding one).
 
-    In training, the replicas' per-channel sums, sums of squares and counts are added
-    with the differentiable all-reduce torch recommends
-    (``torch.distributed._functional_collectives``); the mean and biased variance of the global
-    batch normalise, and the running statistics are updated as torch's are, with the
-    unbiased variance over the global count. Gradients: the backward of a summing
+    In training, the replicas' per-channel sums, sums of squares and counts (in
+    float64, as the sums of squares cancel in the variance) are added with the
+    differentiable all-reduce torch recommends
+    (``torch.distributed._functional_collectives``); the mean and biased variance of
+    the global batch normalise, and the running statistics are updated as torch's
+    are, with the unbiased variance over the global count. Gradients: the backward of a summing
     all-reduce sums the ranks' upstream gradients, so each rank's parameter gradient
     holds its own terms of every rank's loss; DDP's average of those, each loss
     weighted by ``replicas * local / global``, is the one-process gradient.
@@ -210,11 +211,13 @@ class GlooSyncBatchNorm(_BatchNorm):
             return super().forward(x)  # the running statistics: nothing to synchronise
         dims = [0, *range(2, x.dim())]
         c = x.shape[1]
-        count = x.new_full((1,), x.numel() // c)
-        local = torch.cat([x.sum(dims), (x * x).sum(dims), count])
+        wide = torch.float64
+        count = torch.full((1,), x.numel() // c, dtype=wide, device=x.device)
+        local = torch.cat([x.sum(dims, dtype=wide), x.square().sum(dims, dtype=wide), count])
         total, squares, n = collectives.all_reduce(local, "sum", dist.group.WORLD).split([c, c, 1])
-        mean = total / n
-        var = squares / n - mean * mean
+        mean64 = total / n
+        mean, var = mean64.to(x.dtype), (squares / n - mean64 * mean64).to(x.dtype)
+        n = n.to(x.dtype)
         with torch.no_grad():
             m = self.momentum
             self.running_mean.mul_(1 - m).add_(mean, alpha=m)
