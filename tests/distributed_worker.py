@@ -30,7 +30,7 @@ from crossloop import checkpoint, nn, optim
 from crossloop.backend import get_backend
 from crossloop.callbacks import Callback, CheckpointCallback
 from crossloop.data import Batches
-from crossloop.distributed import World, get_data_parallel_backend, is_chief
+from crossloop.distributed import World, get_data_parallel_backend, is_chief, leaving
 from crossloop.trainer import Interrupted, Trainer
 
 
@@ -86,6 +86,11 @@ def main() -> None:
         backend = get_data_parallel_backend(args.backend, device="cpu", **options)
     else:
         backend = get_backend(args.backend, device="cpu")
+    with leaving(backend):  # a torch rank left to tear gloo down at exit can abort
+        _train(args, backend, threads)
+
+
+def _train(args: argparse.Namespace, backend, threads: int) -> None:
     train = test = _batches(args)
     record = Record(args.steps, args.warmup, args.max_steps, args.stop_at)
     callbacks: list[Callback] = [record]
