@@ -2,13 +2,18 @@
 
     CROSSLOOP_DATA=/path/to/data python acceptance/distributed.py
     ... --only equality | --only throughput [--repeats 3 --speed-steps 300]
+    ... --only equality --model resnet20 [--sync-batchnorm]
 
-1. Equality: lenet5 on MNIST in float64, global batch 64, 50 steps (SGD, momentum
-   0.9, clip_norm 0.5): torch DDP with 2 processes (gloo) against 1 process, and
-   TensorFlow with 2 replicas -- MirroredStrategy over two logical CPU devices, and
-   MultiWorkerMirroredStrategy over 2 localhost processes -- against 1 device; the
-   largest parameter difference after each step (lenet5 has no running statistics).
-2. Stop and resume, on each backend: ``crossloop train --nproc 2`` on MNIST
+1. Equality: lenet5 (or ``--model resnet20``) on MNIST in float64, global batch
+   64, 50 steps (SGD, momentum 0.9, clip_norm 0.5): torch DDP with 2 processes
+   (gloo) against 1 process, and TensorFlow with 2 replicas -- MirroredStrategy
+   over two logical CPU devices, and MultiWorkerMirroredStrategy over 2 localhost
+   processes -- against 1 device; the largest parameter and running-statistic
+   difference after each step (lenet5 has no running statistics). resnet20's
+   BatchNorm is synchronised across the replicas with ``--sync-batchnorm``;
+   without it the replicas' per-slice statistics show as the documented
+   difference (reported, not counted as a failure).
+2. Stop and resume (lenet5 only), on each backend: ``crossloop train --nproc 2`` on MNIST
    (float64, one epoch) is sent SIGTERM after its first checkpoint, resumed with
    ``crossloop train --resume`` as 1 process, and compared with an uninterrupted
    1-process run.
@@ -59,26 +64,35 @@ def worker(out: Path, args: list[str], *, nproc: int = 1, threads: int = 1,
     return np.load(out)
 
 
-def equality(tmp: Path, steps: int) -> list[tuple[str, float, bool]]:
-    """Per backend: the 1-process run, then each 2-replica run's largest difference."""
-    args = ["--mnist", "--dtype", "float64", "--steps", str(steps), "--max-steps", str(steps)]
+def equality(tmp: Path, steps: int, model: str,
+             sync: bool) -> list[tuple[str, float, float | None, bool]]:
+    """Per backend: the 1-process run, then each 2-replica run's largest parameter and
+    running-statistic (None without any) difference, and whether both are within the
+    tolerance at every step."""
+    args = ["--mnist", "--dtype", "float64", "--steps", str(steps), "--max-steps", str(steps),
+            "--model", model, *(["--sync-batchnorm"] if sync else [])]
     rows = []
     for backend, runs in (("torch", [("DDP, 2 processes (gloo)", {"nproc": 2})]),
                           ("tensorflow", [("MirroredStrategy, 2 logical CPUs", {"replicas": 2}),
                                           ("MultiWorkerMirroredStrategy, 2 processes",
                                            {"nproc": 2})])):
-        one = worker(tmp / f"{backend}-one.npz", [*args, "--backend", backend])["params"]
+        first = worker(tmp / f"{backend}-one.npz", [*args, "--backend", backend])
+        one = first["params"]
+        running = np.repeat(["running_" in name for name in first["names"]], first["sizes"])
         for label, how in runs:
             two = worker(tmp / f"{backend}-{label[:5]}.npz", [*args, "--backend", backend],
                          **how)["params"]
             assert one.shape == two.shape == (steps, one.shape[1])
-            per_step = np.abs(one - two).max(axis=1)
-            rows.append((f"{backend}: {label} vs 1", float(per_step.max()),
-                         bool((per_step <= TOLERANCE).all())))
+            difference = np.abs(one - two)
+            params = difference[:, ~running].max(axis=1)
+            stats = difference[:, running].max(axis=1) if running.any() else np.zeros(steps)
+            rows.append((f"{backend}: {label} vs 1", float(params.max()),
+                         float(stats.max()) if running.any() else None,
+                         bool((params <= TOLERANCE).all() and (stats <= TOLERANCE).all())))
     return rows
 
 
-def stop_and_resume(tmp: Path, backend: str) -> tuple[str, float, bool]:
+def stop_and_resume(tmp: Path, backend: str) -> tuple[str, float, None, bool]:
     """SIGTERM a 2-process ``crossloop train`` after its first checkpoint, resume it as 1
     process, and compare with an uninterrupted 1-process run."""
     settings = ["--backend", backend, "--dataset", "mnist", "--model", "lenet5", "--optimizer",
@@ -109,7 +123,7 @@ def stop_and_resume(tmp: Path, backend: str) -> tuple[str, float, bool]:
             for folder in (stopped, whole))
     difference = max(float(np.abs(a[k] - b[k]).max()) for k in a)
     return (f"{backend}: `crossloop train --nproc 2` stopped by SIGTERM at step {at.group(1)}, "
-            "resumed as 1 process, vs 1 uninterrupted (938 steps)", difference,
+            "resumed as 1 process, vs 1 uninterrupted (938 steps)", difference, None,
             difference <= TOLERANCE)
 
 
@@ -146,26 +160,38 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="throughput rounds; the median is reported (default 3)")
     parser.add_argument("--only", choices=("equality", "throughput"), default=None)
+    parser.add_argument("--model", choices=("lenet5", "resnet20"), default="lenet5",
+                        help="the model of the equality runs (default lenet5)")
+    parser.add_argument("--sync-batchnorm", action="store_true",
+                        help="synchronise BatchNorm across the replicas (resnet20)")
     args = parser.parse_args()
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "throughput":
-            ok = report_equality(Path(tmp), args.steps)
+            ok = report_equality(Path(tmp), args.steps, args.model, args.sync_batchnorm)
         if args.only != "equality":
             report_throughput(Path(tmp), args.speed_steps, args.repeats)
     return 0 if ok else 1
 
 
-def report_equality(tmp: Path, steps: int) -> bool:
-    """Print the equality table; whether every comparison is within the tolerance."""
+def report_equality(tmp: Path, steps: int, model: str, sync: bool) -> bool:
+    """Print the equality table; whether every comparison that should be within the
+    tolerance is (resnet20 without synchronised BatchNorm is not expected to be)."""
     ok = True
-    print(f"## Equality: lenet5, MNIST, float64, global batch 64, {steps} steps\n")
-    print("| comparison | max parameter difference over all steps | <= 1e-10 at every step |")
-    print("|---|---|---|")
-    for label, difference, passed in [*equality(tmp, steps), stop_and_resume(tmp, "torch"),
-                                      stop_and_resume(tmp, "tensorflow")]:
-        print(f"| {label} | {difference:.3g} | {'yes' if passed else 'NO'} |", flush=True)
-        ok &= passed
+    expected = model == "lenet5" or sync
+    print(f"## Equality: {model}, MNIST, float64, global batch 64, {steps} steps"
+          f"{', synchronised BatchNorm' if sync else ''}\n")
+    print("| comparison | max parameter difference over all steps | max running-statistic "
+          "difference | <= 1e-10 at every step |")
+    print("|---|---|---|---|")
+    rows = equality(tmp, steps, model, sync)
+    if model == "lenet5":
+        rows += [stop_and_resume(tmp, "torch"), stop_and_resume(tmp, "tensorflow")]
+    for label, difference, stats, passed in rows:
+        print(f"| {label} | {difference:.3g} | {'-' if stats is None else f'{stats:.3g}'} | "
+              f"{'yes' if passed else 'NO' if expected else 'no (per-replica statistics)'} |",
+              flush=True)
+        ok &= passed or not expected
     return ok
 
 

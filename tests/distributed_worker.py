@@ -1,14 +1,16 @@
 """A data-parallel training run for the distributed tests and acceptance script.
 
 ``python tests/distributed_worker.py OUT.npz --backend torch --steps 3`` trains
-lenet5 (SGD with momentum and gradient clipping, float64 by default) on seeded
-random digits, or with ``--mnist`` on MNIST, and (on rank 0) saves to OUT.npz
-the parameters after each of the first ``--steps`` steps, the final parameters,
-the epoch logs, the steps per second after ``--warmup`` steps and the
-framework's thread count. Started by ``crossloop.launch.launch`` it runs
+lenet5 (or ``--model resnet20``; SGD with momentum and gradient clipping, float64
+by default) on seeded random digits, or with ``--mnist`` on MNIST, and (on rank 0)
+saves to OUT.npz the parameters and running statistics after each of the first
+``--steps`` steps (flattened in the order of ``names``, ``sizes`` values each),
+the final ones, the epoch logs, the steps per second after ``--warmup`` steps and
+the framework's thread count. Started by ``crossloop.launch.launch`` it runs
 data-parallel on the torchrun-style world the launcher describes; alone, with
 ``--replicas N`` (TensorFlow), under MirroredStrategy; alone without it, as the
-single-process reference. ``--max-steps K`` ends training after step K;
+single-process reference; ``--sync-batchnorm`` synchronises BatchNorm across the
+replicas. ``--max-steps K`` ends training after step K;
 ``--stop-at K`` has rank 0 send itself SIGTERM at step K (the ranks agree to
 stop after one step, and rank 0 saves to ``--checkpoint DIR``); ``--resume
 FILE`` continues from a saved checkpoint.
@@ -63,6 +65,8 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--replicas", type=int, default=None)
+    parser.add_argument("--model", choices=("lenet5", "resnet20"), default="lenet5")
+    parser.add_argument("--sync-batchnorm", action="store_true")
     parser.add_argument("--steps", type=int, default=3, help="steps to record")
     parser.add_argument("--samples", type=int, default=201, help="201: the last batch is odd")
     parser.add_argument("--mnist", action="store_true", help="MNIST instead of random digits")
@@ -78,15 +82,21 @@ def main() -> None:
     threads = _set_threads(args.backend)
     if World.from_env() is not None or args.replicas:
         options = {"replicas": args.replicas} if args.replicas else {}
+        options["sync_batchnorm"] = args.sync_batchnorm
         backend = get_data_parallel_backend(args.backend, device="cpu", **options)
     else:
         backend = get_backend(args.backend, device="cpu")
+    with leaving(backend):  # a torch rank left to tear gloo down at exit can abort
+        _train(args, backend, threads)
+
+
+def _train(args: argparse.Namespace, backend, threads: int) -> None:
     train = test = _batches(args)
     record = Record(args.steps, args.warmup, args.max_steps, args.stop_at)
     callbacks: list[Callback] = [record]
     if args.checkpoint:
         callbacks.append(CheckpointCallback(args.checkpoint, write=is_chief(backend)))
-    trainer = Trainer(nn.lenet5(), optim.SGD(lr=0.05, momentum=0.9, clip_norm=0.5),
+    trainer = Trainer(getattr(nn, args.model)(), optim.SGD(lr=0.05, momentum=0.9, clip_norm=0.5),
                       backend=backend, dtype=args.dtype, seed=1, track_grad_norm=True,
                       callbacks=callbacks)
     if args.resume:
@@ -97,8 +107,10 @@ def main() -> None:
     except Interrupted:
         raise SystemExit(143) from None
     if is_chief(backend):
+        final = trainer.params()
         np.savez(args.out, params=np.array([_flat(p) for p in record.params]),
-                 final=_flat(trainer.params()), history=json.dumps(history),
+                 names=sorted(final), sizes=[final[k].size for k in sorted(final)],
+                 final=_flat(final), history=json.dumps(history),
                  steps_per_second=record.steps_per_second(), threads=threads)
 
 

@@ -233,3 +233,43 @@ def test_a_backend_without_a_distributed_module_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(backend_mod, "_entry_points", lambda: {"single": entry})
     with pytest.raises(BackendError, match="'single' offers no data-parallel training"):
         get_data_parallel_backend("single")
+
+
+
+# -- crossloop train --replicas N: MirroredStrategy in one process ----------------------
+TRAIN_SETTINGS = ["--dataset", "digits", "--model", "mlp", "--epochs", "1", "--dtype", "float64",
+                  "--quiet", "--no-plot", "--no-tensorboard", "--lr", "0.01"]
+
+
+def test_train_replicas_2_equals_one_replica_on_tensorflow(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "TF_CONFIG")}
+    runs = {}
+    for replicas in ([], ["--replicas", "2"]):
+        folder = tmp_path / f"r{len(replicas)}"
+        done = subprocess.run([sys.executable, "-m", "crossloop", "train", "--backend",
+                               "tensorflow", *replicas, *TRAIN_SETTINGS, "--out-dir", str(folder)],
+                              env=env, timeout=TIMEOUT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        runs[len(replicas)] = checkpoint.load(folder / "checkpoints" / "last.safetensors")
+    assert "MirroredStrategy over 2 replicas" in done.stdout
+    one, two = runs[0]["model"], runs[2]["model"]
+    assert max(np.abs(one[k] - two[k]).max() for k in one) <= 1e-10
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--backend", "torch", "--replicas", "2"], "only the tensorflow backend does "
+     "(MirroredStrategy); the torch backend runs one replica per process: use --nproc 2"),
+    (["--backend", "tensorflow", "--replicas", "2", "--nproc", "2"],
+     "--replicas and --nproc both choose the replicas"),
+    (["--backend", "tensorflow", "--replicas", "1"], "must be >= 2 (one replica is a plain run)"),
+])
+def test_train_replicas_refuses_what_cannot_run(tmp_path, capsys, flags, message):
+    from crossloop import commands
+
+    try:
+        code = commands.main(["train", *flags, *TRAIN_SETTINGS, "--out-dir", str(tmp_path / "r")])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()

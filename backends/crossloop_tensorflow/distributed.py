@@ -14,9 +14,11 @@ the global batch on every replica; Keras's own summing in ``apply_gradients`` is
 switched off for that reason. The replicas' logits are gathered, so the metrics
 are updated once with the global batch, exactly as in one process.
 
-BatchNorm: Keras's ``BatchNormalization`` normalises each replica's slice with
-its own statistics unless built with ``synchronized=True``; that flag is the hook
-for synchronised BatchNorm in ``model.build`` once crossloop has the layer.
+BatchNorm: by default each replica normalises its slice with its own statistics,
+as Keras's ``BatchNormalization`` does under a strategy. With
+``sync_batchnorm=True`` crossloop's BatchNorm layers are ``synchronized`` (as
+Keras's ``synchronized=True``): the statistics are the global batch's, as in one
+process, on CPU devices too.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from crossloop import distributed, losses, nn, optim
 from crossloop.backend import BackendError, NativeOptimizer
 
 from .backend import TensorFlowBackend
+from .layers import BatchNorm
 from .metrics import Metrics
 
 _SUM = tf.distribute.ReduceOp.SUM
@@ -47,13 +50,14 @@ class DataParallelBackend(TensorFlowBackend):
     otherwise ``MirroredStrategy`` over ``replicas`` (default 2) devices of this
     process: the first GPUs, or on CPU that many logical CPU devices (which must
     be set up before TensorFlow starts its runtime, so make this backend first).
+    ``sync_batchnorm`` normalises with the global batch's statistics.
     """
 
     # Every batch size gets its own trace, so each replica's slice has a static shape.
     reduce_retracing = False
 
     def __init__(self, device: str = "auto", compile: bool = True, jit_compile: bool = False,
-                 replicas: int | None = None):
+                 replicas: int | None = None, sync_batchnorm: bool = False):
         world = distributed.World.from_env()
         super().__init__(device=device, compile=compile, jit_compile=jit_compile)
         if world is not None:
@@ -74,6 +78,7 @@ class DataParallelBackend(TensorFlowBackend):
             self.rank, self.world_size = 0, 1
         self.replicas = self.strategy.num_replicas_in_sync
         self._agree = None  # the compiled cross-worker vote of agree_on_signal
+        self.sync_batchnorm = sync_batchnorm
 
     def __repr__(self) -> str:
         return (f"TensorFlowBackend(device={self.device!r}, tensorflow={tf.__version__}, "
@@ -102,10 +107,12 @@ class DataParallelBackend(TensorFlowBackend):
     # -- set-up: variables mirrored on every replica ---------------------------------
     def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
                     dtype: str = "float32") -> keras.Model:
-        # The synchronised-BatchNorm hook: BatchNormalization(synchronized=True) in
-        # model.build, when crossloop has BatchNorm layers.
         with self.strategy.scope():
-            return super().build_model(spec, params, dtype)
+            model = super().build_model(spec, params, dtype)
+        for layer in model._flatten_layers():
+            if isinstance(layer, BatchNorm):
+                layer.synchronized = self.sync_batchnorm
+        return model
 
     def build_optimizer(self, spec: optim.Optimizer, model: keras.Model) -> NativeOptimizer:
         with self.strategy.scope():

@@ -66,12 +66,16 @@ class BatchNorm(keras.layers.Layer):
     update ``running = (1 - momentum) * running + momentum * batch`` with the
     *unbiased* one; in evaluation use the running statistics. ``channel_axis`` is the
     channel axis of the native activation (-1 for NHWC and (N, C), 1 for (N, C, L)).
-    (Keras's BatchNormalization: momentum on the old value, 0.99, eps 1e-3, biased
-    running variance.)"""
+    With ``synchronized`` the statistics are those of all replicas of a
+    ``tf.distribute`` strategy together (sums, sums of squares and counts all-reduced
+    in the replica context, whose gradient is again an all-reduce), as Keras's
+    ``BatchNormalization(synchronized=True)`` does. (Keras's BatchNormalization:
+    momentum on the old value, 0.99, eps 1e-3, biased running variance.)"""
 
-    def __init__(self, spec: nn.BatchNorm1d | nn.BatchNorm2d, channel_axis: int, **kwargs):
+    def __init__(self, spec: nn.BatchNorm1d | nn.BatchNorm2d, channel_axis: int,
+                 synchronized: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.spec, self.channel_axis = spec, channel_axis
+        self.spec, self.channel_axis, self.synchronized = spec, channel_axis, synchronized
 
     def build(self, input_shape: tuple) -> None:
         c = (self.spec.num_features,)
@@ -88,9 +92,13 @@ class BatchNorm(keras.layers.Layer):
         axes = [i for i in range(rank) if i != axis]
         shape = [-1 if i == axis else 1 for i in range(rank)]
         if training:
-            mean = _staged_mean(x, axes)
-            var = _staged_mean(tf.square(x - mean), axes)  # biased
             n = tf.cast(tf.size(x) // tf.shape(x)[axis], x.dtype)
+            if self.synchronized:  # in float64: the sums of squares cancel in the variance
+                moments = _global_moments(tf.cast(x, tf.float64), axes, tf.cast(n, tf.float64))
+                mean, var, n = (tf.cast(t, x.dtype) for t in moments)
+            else:
+                mean = _staged_mean(x, axes)
+                var = _staged_mean(tf.square(x - mean), axes)  # biased
             m = self.spec.momentum
             self.running_mean.assign((1 - m) * self.running_mean + m * tf.reshape(mean, [-1]))
             self.running_var.assign((1 - m) * self.running_var
@@ -110,6 +118,18 @@ def _staged_mean(x: tf.Tensor, axes: list[int]) -> tf.Tensor:
     if inner:
         x = tf.reduce_mean(x, inner, keepdims=True)
     return tf.reduce_mean(x, 0, keepdims=True)
+
+
+def _global_moments(x: tf.Tensor, axes: list[int],
+                    count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The mean, biased variance and sample count over ``axes`` of every replica's ``x``
+    (``count`` values per channel each) together: in a replica context; outside a
+    strategy, of ``x`` alone."""
+    total, squares, n = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [tf.reduce_sum(x, axes, keepdims=True),
+                                     tf.reduce_sum(tf.square(x), axes, keepdims=True), count])
+    mean = total / n
+    return mean, squares / n - tf.square(mean), n
 
 
 class SelfAttention(keras.layers.Layer):

@@ -12,11 +12,11 @@ not split evenly. The optimizer, clipping included, then sees reduced gradients
 on every rank. Metric sums stay per replica on the device and are added across
 processes when read (every rank reads at the same points of the loop).
 
-BatchNorm: DDP keeps torch's default, each replica normalising its slice with its
-own statistics and rank 0's running statistics broadcast at each forward.
-Synchronised BatchNorm is the hook :meth:`DataParallelBackend.build_model` leaves
-for it: convert the module with ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``
-before wrapping, once the layer exists in crossloop's layer set.
+BatchNorm: by default DDP keeps torch's behaviour, each replica normalising its
+slice with its own statistics and rank 0's running statistics broadcast at each
+forward. With ``sync_batchnorm=True`` the statistics are those of the global
+batch, as in one process: on GPUs torch's ``SyncBatchNorm``; on CPU, where torch's
+raises ("expected input tensor to be on GPU"), :class:`GlooSyncBatchNorm`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.distributed import _functional_collectives as collectives
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
 from crossloop import distributed, losses, nn
@@ -44,10 +46,12 @@ class DataParallelBackend(TorchBackend):
 
     The process group is joined here (``env://``): gloo on CPU, NCCL on GPUs, each
     process on GPU ``LOCAL_RANK``. ``rank`` and ``world_size`` say where this
-    process stands (one replica per process).
+    process stands (one replica per process). ``sync_batchnorm`` normalises with the
+    global batch's statistics (see the module's docstring).
     """
 
-    def __init__(self, device: str = "auto", compile: bool = False):
+    def __init__(self, device: str = "auto", compile: bool = False,
+                 sync_batchnorm: bool = False):
         world = distributed.World.from_env()
         if world is None or not {"MASTER_ADDR", "MASTER_PORT"} <= os.environ.keys():
             raise BackendError("data-parallel torch needs RANK, WORLD_SIZE, MASTER_ADDR and "
@@ -62,6 +66,7 @@ class DataParallelBackend(TorchBackend):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self._wrapped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._weight = 1.0  # this replica's loss weight in the step being run
+        self.sync_batchnorm = sync_batchnorm
         atexit.register(self.close, failed=True)  # for a caller that never closes
 
     def __repr__(self) -> str:
@@ -72,8 +77,11 @@ class DataParallelBackend(TorchBackend):
     def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
                     dtype: str = "float32") -> torch.nn.Module:
         model = super().build_model(spec, params, dtype)
-        # The synchronised-BatchNorm hook: torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # goes here, before DDP wraps the module, when crossloop has BatchNorm layers.
+        if self.sync_batchnorm:  # in place: the root is a container, its names unchanged
+            if self.device == "gpu":
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                GlooSyncBatchNorm.convert(model)
         self._wrapped[model] = DistributedDataParallel(
             super()._runnable(model), device_ids=[self._device] if self.device == "gpu" else None)
         return model
@@ -169,6 +177,59 @@ class DataParallelBackend(TorchBackend):
             if not failed:
                 dist.barrier()
             dist.destroy_process_group()
+
+
+class GlooSyncBatchNorm(_BatchNorm):
+    """torch's ``SyncBatchNorm`` on CPU tensors (gloo), where torch's own raises (and
+    DDP refuses a CPU module holding one).
+
+    In training, the replicas' per-channel sums, sums of squares and counts (in
+    float64, as the sums of squares cancel in the variance) are added with the
+    differentiable all-reduce torch recommends
+    (``torch.distributed._functional_collectives``); the mean and biased variance of
+    the global batch normalise, and the running statistics are updated as torch's
+    are, with the unbiased variance over the global count. Gradients: the backward of a summing
+    all-reduce sums the ranks' upstream gradients, so each rank's parameter gradient
+    holds its own terms of every rank's loss; DDP's average of those, each loss
+    weighted by ``replicas * local / global``, is the one-process gradient.
+    """
+
+    @classmethod
+    def convert(cls, module: torch.nn.Module) -> None:
+        """Replace every BatchNorm under ``module`` by one of these, its state kept."""
+        for name, child in module.named_children():
+            if isinstance(child, _BatchNorm):
+                sync = cls(child.num_features, child.eps, child.momentum).to(
+                    child.running_mean)
+                sync.load_state_dict(child.state_dict())
+                setattr(module, name, sync)
+            else:
+                cls.convert(child)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected a 2D or larger input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if not self.training:
+            return super().forward(x)  # the running statistics: nothing to synchronise
+        dims = [0, *range(2, x.dim())]
+        c = x.shape[1]
+        wide = torch.float64
+        count = torch.full((1,), x.numel() // c, dtype=wide, device=x.device)
+        local = torch.cat([x.sum(dims, dtype=wide), x.square().sum(dims, dtype=wide), count])
+        total, squares, n = collectives.all_reduce(local, "sum", dist.group.WORLD).split([c, c, 1])
+        mean64 = total / n
+        mean, var = mean64.to(x.dtype), (squares / n - mean64 * mean64).to(x.dtype)
+        n = n.to(x.dtype)
+        with torch.no_grad():
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+            self.running_var.mul_(1 - m).add_(var * n / (n - 1), alpha=m)
+            self.num_batches_tracked.add_(1)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        scale = self.weight / torch.sqrt(var + self.eps)
+        return (x - mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
 
 
 def _grad_norm_sums(metrics: Metrics) -> dict[str, float]:

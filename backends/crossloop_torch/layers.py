@@ -17,20 +17,22 @@ from crossloop import nn
 
 class Residual(tnn.Module):
     """``activation(body(x) + shortcut(x))``; the body's children are this module's own
-    (so they are named ``block.conv1``), the projection is ``block.shortcut``."""
+    (so they are named ``block.conv1``), the projection is ``block.shortcut``. The body
+    is looked up by name at each call, so a child swapped in place (as
+    ``SyncBatchNorm.convert_sync_batchnorm`` swaps BatchNorms) is the one that runs."""
 
     def __init__(self, body: OrderedDict, shortcut: tnn.Module | None,
                  activation: tnn.Module | None):
         super().__init__()
         for name, module in body.items():
             self.add_module(name, module)
-        self.body = list(body.values())  # a plain list: not registered a second time
+        self.body = list(body)  # the children's names, in order
         self.shortcut, self.activation = shortcut, activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
-        for module in self.body:
-            out = module(out)
+        for name in self.body:
+            out = self._modules[name](out)
         out = out + (x if self.shortcut is None else self.shortcut(x))
         return out if self.activation is None else self.activation(out)
 

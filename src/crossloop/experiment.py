@@ -136,6 +136,10 @@ class Experiment:
                           choices=DEVICES)
     seed: int = _option("run", 0, "seed of the initial weights and the batch order")
     dtype: str = _option("run", "float32", "parameter and input dtype", choices=nn.DTYPES)
+    sync_batchnorm: bool = _option(
+        "run", False, "data-parallel runs (--nproc N): BatchNorm normalises with the statistics "
+        "of the whole global batch, as one process does; without it each replica uses its own "
+        "slice's, as torch DDP and Keras do (one process is unaffected)")
     # -- output
     name: str | None = _option(
         "output", None, "run name: the output goes to runs/<name> (default: "

@@ -137,7 +137,8 @@ def build_trainer(exp: Experiment, spec: nn.Sequential, steps_per_epoch: int,
 
 def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | None = None,
                    overwrite: bool = False, allow_change: Iterable[str] = (),
-                   data: tuple[Any, Any] | None = None) -> tuple[Trainer, Path]:
+                   data: tuple[Any, Any] | None = None,
+                   replicas: int | None = None) -> tuple[Trainer, Path]:
     """Train ``exp`` end to end, printing what runs at the start and the result at the end;
     returns the trainer and the output folder.
 
@@ -159,10 +160,15 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
     In a process of a data-parallel world (torchrun's ``WORLD_SIZE`` set, as by
     ``crossloop train --nproc N``) the backend is the data-parallel one, and only
     rank 0 holds the folder, writes files and prints (:func:`_run_rank` for the others).
+    ``replicas`` trains data-parallel over that many devices of this one process
+    (the TensorFlow backend's MirroredStrategy; logical CPU devices on a CPU).
     """
-    world = World.from_env()
-    backend = (get_backend(exp.backend, device=exp.device) if world is None  # fails before the data
-               else get_data_parallel_backend(exp.backend, device=exp.device))
+    if World.from_env() is None and replicas is None:  # fails before the data
+        backend = get_backend(exp.backend, device=exp.device)
+    else:
+        options = {} if replicas is None else {"replicas": replicas}
+        backend = get_data_parallel_backend(exp.backend, device=exp.device,
+                                            sync_batchnorm=exp.sync_batchnorm, **options)
     with leaving(backend):
         return _run(exp, backend, resume_from, overwrite, allow_change, data)
 

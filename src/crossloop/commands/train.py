@@ -18,6 +18,9 @@ rank that fails. The result is the single-process run's; a run stopped at N
 processes resumes at any other number. Across machines, start the ranks yourself:
 ``torchrun --nnodes M --nproc-per-node N --rdzv-endpoint HOST:PORT -m crossloop
 train ...`` (TensorFlow: the same environment plus ``TF_CONFIG``).
+
+``--replicas N`` (TensorFlow) trains data-parallel in this one process instead,
+under MirroredStrategy over N devices: GPUs, or on a CPU N logical CPU devices.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..backend import choose_backend_name
 from ..callbacks import NonFiniteError
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
@@ -54,7 +58,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--nproc", metavar="N", type=options.positive_int, default=1,
                      help="train data-parallel in N processes on this machine (loopback "
                           "only); the result equals the one-process run's")
+    run.add_argument("--replicas", metavar="N", type=_replicas, default=None,
+                     help="TensorFlow: train data-parallel in this process under "
+                          "MirroredStrategy over N devices (GPUs, or N logical CPU devices); "
+                          "the result equals the one-replica run's")
     options.add_settings(parser)
+
+
+def _replicas(text: str) -> int:
+    value = options.positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (one replica is a plain run), got {value}")
+    return value
 
 
 def _changeable(text: str) -> str:
@@ -82,11 +97,13 @@ def run(args: argparse.Namespace) -> int:
             args.out_dir = args.resume
     exp = options.settings(args)
     exp = replace(exp, out_dir=str(output_dir(exp)))  # one folder, named once
+    if args.replicas is not None:
+        _check_replicas(args, choose_backend_name(exp.backend))
     if args.nproc > 1:
         return _launch(args, exp.out_dir)
     try:
         run_experiment(exp, resume_from=args.resume, overwrite=args.overwrite,
-                       allow_change=args.allow_change)
+                       allow_change=args.allow_change, replicas=args.replicas)
     except NonFiniteError as exc:
         last = Path(exp.out_dir) / CHECKPOINT
         saved = (f"the last checkpoint with finite weights is {last}" if last.is_file() else
@@ -102,6 +119,17 @@ def run(args: argparse.Namespace) -> int:
                   f"crossloop train --resume {folder}", file=sys.stderr)
         return 130 if stop.signal_name == "SIGINT" else 143
     return 0
+
+
+def _check_replicas(args: argparse.Namespace, backend: str) -> None:
+    """--replicas is MirroredStrategy in one process: TensorFlow's, and not with --nproc."""
+    if backend != "tensorflow":
+        raise ConfigError(f"--replicas runs several replicas in one process, which only the "
+                          f"tensorflow backend does (MirroredStrategy); the {backend} backend "
+                          f"runs one replica per process: use --nproc {args.replicas}")
+    if args.nproc > 1:
+        raise ConfigError("--replicas and --nproc both choose the replicas: use --replicas N "
+                          "(N devices of one process) or --nproc N (N processes), not both")
 
 
 def _launch(args: argparse.Namespace, out_dir: str) -> int:
