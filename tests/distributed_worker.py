@@ -86,8 +86,7 @@ def main() -> None:
         backend = get_data_parallel_backend(args.backend, device="cpu", **options)
     else:
         backend = get_backend(args.backend, device="cpu")
-    with leaving(backend):  # a torch rank left to tear gloo down at exit can abort
-        _train(args, backend, threads)
+    _train(args, backend, threads)
 
 
 def _train(args: argparse.Namespace, backend, threads: int) -> None:
@@ -102,7 +101,7 @@ def _train(args: argparse.Namespace, backend, threads: int) -> None:
     if args.resume:
         trainer.load_state_dict(checkpoint.load(args.resume))
     try:
-        with leaving(backend):
+        with leaving(backend):  # a torch rank left to tear gloo down at exit can abort
             history = trainer.fit(train, None if args.mnist else test, epochs=args.epochs)
     except Interrupted:
         raise SystemExit(143) from None
