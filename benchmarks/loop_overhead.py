@@ -176,7 +176,7 @@ def report(rows: list[dict], markdown: bool) -> None:
         rates = row["rates"]
         ratio = {name: [a / b for a, b in zip(rates[name], rates["hand"])]
                  for name in ("crossloop", "keras-fit") if name in rates}
-        fit = "keras-fit (torch)" if row["framework"] == "torch" else "keras-fit"
+        fit = "Keras on torch" if row["framework"] == "torch" else "Keras on TensorFlow"
         lines.append((f"{row['framework']} ({row['device']})", row["model"], str(row["batch_size"]),
                       f"{statistics.median(rates['hand']):,.0f}", summary(ratio["crossloop"]),
                       f"{summary(ratio['keras-fit'])} ({fit})" if "keras-fit" in ratio else "-"))
