@@ -49,10 +49,6 @@ def test_rows_are_numbered_and_each_test_has_exactly_one_row():
         assert f"def {name}(" in (ROOT / "tests" / f"{module}.py").read_text(encoding="utf-8")
 
 
-# rows nothing shows yet: BatchNorm across replicas (explain and export show one process)
-NOT_SHOWN = {31, 32}
-
-
 def test_every_see_it_link_resolves():
     headings = set(re.findall(r"^## (\d+)\.", TUTORIAL, re.M))
     for number, cells in rows().items():
@@ -60,10 +56,7 @@ def test_every_see_it_link_resolves():
         explained = re.findall(r"explain: `([^`]*)`", see)
         quoted = re.findall(r'export: "([^"]*)"', see)
         sections = re.findall(r"tutorial §(\d+)", see)
-        examples = re.findall(r"porting: \[[^]]*\]\(\.\./(examples/[\w/]+\.py)\)", see)
-        if number in NOT_SHOWN:
-            assert see == "-", f"row {number} shows somewhere now: take it out of NOT_SHOWN"
-            continue
+        examples = re.findall(r"(?:porting|example): \[[^]]*\]\(\.\./(examples/[\w/]+\.py)\)", see)
         assert explained or quoted or sections or examples, f"row {number} links nowhere"
         for path in examples:
             assert (ROOT / path).is_file(), f"row {number}: {path} does not exist"

@@ -161,7 +161,7 @@ def test_train_nproc_2_prints_and_writes_once_and_equals_one_process(tmp_path):
 
 
 # -- docs/framework-differences.md: how each engine combines the replicas' gradients --
-NATIVE = str(Path(__file__).with_name("distributed_native.py"))
+NATIVE = str(Path(__file__).resolve().parents[1] / "examples" / "data_parallel_native.py")
 
 
 def test_data_parallel_loss_scaling_ddp_averages_and_tf_distribute_sums(tmp_path):

@@ -3,7 +3,7 @@ do, or synchronised (``--sync-batchnorm``), which equals the one-process run.
 
 resnet20 in float64 on seeded random digits, run by tests/distributed_worker.py
 (each run made once per module), and the native halves of the
-docs/framework-differences.md rows from tests/distributed_native.py. Every
+docs/framework-differences.md rows from examples/data_parallel_native.py. Every
 process talks over loopback and is waited for, within a bounded time.
 """
 
@@ -75,7 +75,7 @@ def test_without_sync_batchnorm_replicas_normalise_their_own_slices(resnet_runs)
 
 @pytest.fixture(scope="module")
 def native_batchnorm(tmp_path_factory) -> dict:
-    """The native BatchNorm halves of tests/distributed_native.py: torch DDP (2 ranks)
+    """The native BatchNorm halves of examples/data_parallel_native.py: torch DDP (2 ranks)
     and Keras under MirroredStrategy (two logical CPUs)."""
     folder = tmp_path_factory.mktemp("native")
     out = folder / "torch.json"

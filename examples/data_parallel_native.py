@@ -1,13 +1,16 @@
-"""Each framework's own data-parallel step, with no crossloop in it, for the
-data-parallel rows of docs/framework-differences.md.
+"""Each framework's own data-parallel step, with no crossloop in it: what rows 30-32
+of docs/framework-differences.md say, shown natively (tests/test_distributed.py and
+tests/test_distributed_batchnorm.py run every mode).
+
+    torchrun --nproc_per_node 2 examples/data_parallel_native.py torch OUT.json
+    python examples/data_parallel_native.py tensorflow OUT.json
 
 Loss scaling: one weight w = 0, targets 1, loss mean((w x - 1)^2), so a sample's
-gradient is -2x. ``python tests/distributed_native.py torch OUT.json`` (as 2
-ranks of ``crossloop.launch``): DDP on the global batch x = [1, 2, 3], split [1,
-2] and [3], each rank's mean loss; rank 0 writes the gradient DDP leaves.
-``python tests/distributed_native.py tensorflow OUT.json``: Keras SGD(lr=1) under
-MirroredStrategy on two logical CPUs, x = [1, 2] and [3, 4], each replica's mean
-loss; writes w after the step.
+gradient is -2x. ``torch`` (2 ranks, as torchrun or ``crossloop.launch`` starts
+them): DDP on the global batch x = [1, 2, 3], split [1, 2] and [3], each rank's
+mean loss; rank 0 writes the gradient DDP leaves. ``tensorflow``: Keras SGD(lr=1)
+under MirroredStrategy on two logical CPUs, x = [1, 2] and [3, 4], each replica's
+mean loss; writes w after the step.
 
 BatchNorm: one training forward of a one-feature BatchNorm on the global batch
 [1, 2, 3, 6] split [1, 2] and [3, 6] (global mean 3, the slices' 1.5 and 4.5),
@@ -131,6 +134,7 @@ if __name__ == "__main__":
     result = {"torch": torch_ddp_gradient, "tensorflow": keras_mirrored_step,
               "torch-batchnorm": torch_ddp_batchnorm,
               "tensorflow-batchnorm": keras_mirrored_batchnorm}[framework]()
-    if result is not None:
+    if result is not None:  # rank 0 (or the one TensorFlow process) reports
+        print(json.dumps(result))
         with open(out, "w") as f:
             json.dump(result, f)
