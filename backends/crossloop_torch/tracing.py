@@ -42,7 +42,7 @@ def config_of(module: nn.Module, kind: str) -> dict[str, Any]:
         return {"stride": module.stride[0], "padding": pads,
                 "native": f"stride {module.stride[0]}, padding {module.padding}"}
     if kind == "batchnorm":
-        return {"momentum": module.momentum, "eps": module.eps, "running_var": "unbiased",
+        return {"momentum": module.momentum, "eps": module.eps,
                 "native": f"torch momentum {module.momentum} / eps {module.eps}"}
     if kind == "layernorm":
         return {"eps": module.eps, "native": f"torch eps {module.eps}"}

@@ -124,16 +124,13 @@ def leaving(backend: Any) -> Iterator[None]:
     stop by signal, which every rank takes after the same step), or, when the block
     failed, ``close(failed=True)`` tears it down without waiting for ranks that may
     never arrive. Backends without ``close`` hold nothing to release."""
-    close = getattr(backend, "close", None)
+    close = getattr(backend, "close", lambda failed=False: None)
     try:
         yield
     except Interrupted:
-        if close is not None:
-            close()
+        close()
         raise
     except BaseException:
-        if close is not None:
-            close(failed=True)
+        close(failed=True)
         raise
-    if close is not None:
-        close()
+    close()
