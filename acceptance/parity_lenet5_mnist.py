@@ -47,6 +47,9 @@ def main() -> int:
     parser.add_argument("--cases", nargs="+", metavar="PREFIX",
                         help="only the cases whose names start so (default: all)")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--lockstep", action="store_true",
+                        help="run float32 in lockstep (tensorflow restarts from torch's state "
+                        "after every step): what one step adds, without the compounding")
     parser.add_argument("--out", default=None, help="folder for report.json + parity.png per run")
     args = parser.parse_args()
 
@@ -56,15 +59,19 @@ def main() -> int:
           f"{'lossN':>7} {'s':>6}  verdict")
     failed = 0
     for dtype, steps in (("float64", args.steps64), ("float32", args.steps32)):
+        if steps == 0:
+            continue
         train = Batches.from_dataset(dataset, "train", 64, seed=0, dtype=dtype)
         for name, opt in cases(steps).items():
             if args.cases and not name.startswith(tuple(args.cases)):
                 continue
-            report = run_parity(nn.lenet5(), opt, train, steps=steps, dtype=dtype)
+            report = run_parity(nn.lenet5(), opt, train, steps=steps, dtype=dtype,
+                                lockstep=args.lockstep and dtype == "float32")
             failed += not report.passed
             clipped = (sum(r.grad_norm[0] > opt.clip_norm for r in report.steps)
                        if opt.clip_norm else "-")
-            print(f"{dtype:<8} {name:<21} {steps:>5} {report.max_diff('weights'):>9.2e} "
+            label = "f32-lock" if report.lockstep else dtype
+            print(f"{label:<8} {name:<21} {steps:>5} {report.max_diff('weights'):>9.2e} "
                   f"{report.max_diff('loss'):>10.2e} {report.max_diff('loss_rel'):>9.2e} "
                   f"{report.max_diff('grads'):>10.2e} {report.logits_diff['initial']:>9.2e} "
                   f"{report.logits_diff['final']:>9.2e} {clipped:>7} "

@@ -14,19 +14,25 @@ logits of the final weights <= 1e-10. float32, 50 steps: relative loss
 difference <= 1e-4 at every step. Prints one row per run; exits 1 if any run
 misses its tolerance.
 
-The float32 rows also print ``self32``: the largest relative difference, over
-the same steps, between torch's own float32 and float64 losses of the same run
--- how far rounding alone moves this training in float32, the yardstick for the
-cross-backend difference beside it.
+The float32 rows also print two yardsticks for the cross-backend difference
+beside them, both torch against itself: ``self32``, the largest relative
+difference over the same steps between torch's own float32 and float64 losses of
+the same run (how far rounding alone moves this training in float32), and
+``thr32``, the same float32 run on 1 and on 2 threads (how far a change of
+summation order alone moves it). ``--lockstep`` runs float32 so that tensorflow
+restarts from torch's weights and optimizer state after every step: what one step
+adds, without the compounding.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 
-from crossloop import nn, optim
+from crossloop import losses, nn, optim
+from crossloop.backend import get_backend
 from crossloop.data import Batches, load_dataset
 from crossloop.parity import run_parity
 
@@ -54,6 +60,30 @@ def cases(steps: int, resnet_lr: float,
     }
 
 
+def thread_spread(spec: nn.Sequential, make_opt: Callable[[], optim.Optimizer], train: Batches,
+                  steps: int) -> float:
+    """Largest relative loss difference between one float32 torch run on 1 thread and
+    the same run on 2 (same weights, batches, optimizer)."""
+    import torch
+
+    backend, loss = get_backend("torch", device="cpu"), losses.get("cross_entropy")
+    runs, saved = [], torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        spec_opt = make_opt()
+        model = backend.build_model(spec, nn.init_params(spec, 0, dtype="float32"), "float32")
+        opt, values = backend.build_optimizer(spec_opt, model), []
+        for step, (x, y) in zip(range(steps), train.epoch(0)):
+            opt = backend.set_learning_rate(opt, spec_opt.lr(step))
+            value, _, grads = backend.gradients(model, loss, backend.to_device(x),
+                                                backend.to_device(y))
+            opt, model = backend.apply_gradients(opt, model, grads)
+            values.append(float(backend.to_numpy(value)))
+        runs.append(values)
+    torch.set_num_threads(saved)
+    return max(abs(a - b) / abs(a) for a, b in zip(*runs))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps64", type=int, default=100, help="steps of the float64 runs")
@@ -64,11 +94,15 @@ def main() -> int:
                         "from scratch the run is chaotic enough that float64 rounding grows past "
                         "1e-10 in the running statistics within ~20 steps)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these models")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="run float32 in lockstep (tensorflow restarts from torch's state "
+                        "after every step): what one step adds, without the compounding")
     parser.add_argument("--out", default=None, help="folder for report.json + parity.png per run")
     args = parser.parse_args()
 
     print(f"{'dtype':<8} {'model':<14} {'optimizer':<26} {'steps':>5} {'max|dparam|':>11} "
-          f"{'max|dstats|':>11} {'max|dloss|':>10} {'max rel':>9} {'self32':>9} {'logitsN':>9} "
+          f"{'max|dstats|':>11} {'max|dloss|':>10} {'max rel':>9} {'self32':>9} {'thr32':>9} "
+          f"{'logitsN':>9} "
           f"{'s':>6}  verdict")
     failed = 0
     datasets: dict = {}
@@ -83,7 +117,8 @@ def main() -> int:
                                                        if data == "python-stdlib" else {}))
             train = Batches.from_dataset(datasets[data], "train", args.batch_size, seed=0,
                                          dtype=dtype)
-            report = run_parity(spec, make_opt(), train, steps=steps, dtype=dtype)
+            report = run_parity(spec, make_opt(), train, steps=steps, dtype=dtype,
+                                lockstep=args.lockstep and dtype == "float32")
             failed += not report.passed
             torch_losses = [r.loss[0] for r in report.steps]
             if dtype == "float64":
@@ -92,10 +127,13 @@ def main() -> int:
             stats = set(spec.buffers())
             worst = {kind: max((d for r in report.steps for k, d in r.weight_diff.items()
                                 if (k in stats) == kind), default=0.0) for kind in (False, True)}
-            print(f"{dtype:<8} {name:<14} {what:<26} {steps:>5} {worst[False]:>11.2e} "
+            label = "f32-lock" if report.lockstep else dtype
+            spread = thread_spread(spec, make_opt, train, steps) if dtype == "float32" else math.nan
+            print(f"{label:<8} {name:<14} {what:<26} {steps:>5} {worst[False]:>11.2e} "
                   f"{worst[True] if stats else float('nan'):>11.2e} "
                   f"{report.max_diff('loss'):>10.2e} {report.max_diff('loss_rel'):>9.2e} "
                   f"{max(own) if own and dtype == 'float32' else float('nan'):>9.2e} "
+                  f"{spread:>9.2e} "
                   f"{report.logits_diff['final']:>9.2e} {report.seconds:>6.1f}  "
                   f"{'PASS' if report.passed else report.failure}", flush=True)
             if args.out:

@@ -98,6 +98,48 @@ def test_a_broken_semantic_fails_and_names_the_step_and_tensor(monkeypatch):
         assert_parity(SPEC, optim.Adam(1e-2), batches(5), steps=5)
 
 
+def _torch_with_a_bad_first_step():
+    """A torch backend whose first update uses twice the gradients: a difference in
+    the weights and in the momentum buffers at step 0, and none after it."""
+    from crossloop_torch.backend import TorchBackend
+
+    class BadFirstStep(TorchBackend):
+        name = "torch-bad-first-step"
+        steps = 0
+
+        def apply_gradients(self, optimizer, model, grads):
+            scale, self.steps = (2.0 if self.steps == 0 else 1.0), self.steps + 1
+            return super().apply_gradients(optimizer, model, [g * scale for g in grads])
+
+    return BadFirstStep(device="cpu")
+
+
+def test_lockstep_restarts_the_second_backend_from_the_first_after_every_step():
+    """Lockstep: every step starts both backends from one state, weights and momentum
+    buffers alike, so a difference made at step 0 is gone from step 1 on (bit for bit:
+    both sides are torch); free-running carries it on."""
+    opt, steps = optim.SGD(0.01, momentum=0.9), 6
+    free, lock = (run_parity(SPEC, opt, batches(steps), steps=steps, lockstep=mode,
+                             backends=("torch", _torch_with_a_bad_first_step()))
+                  for mode in (False, True))
+    assert lock.steps[0].weight_diff == free.steps[0].weight_diff
+    assert (lock.failure.step, lock.failure.quantity) == (0, "weights")
+    assert all(r.loss_diff == 0.0 and max(r.weight_diff.values()) == 0.0 for r in lock.steps[1:])
+    assert free.steps[-1].loss_diff > 0.0 and max(free.steps[-1].weight_diff.values()) > 1e-10
+    assert lock.lockstep and lock.to_dict()["lockstep"] and "6 steps in lockstep" in lock.summary()
+    assert not free.lockstep and "lockstep" not in free.summary()
+
+
+def test_float32_lockstep_keeps_a_batchnorm_resnet_within_the_float32_promise():
+    """A small ResNet (BatchNorm, residual blocks) in float32 lockstep: every step's
+    loss within 1e-4 relative and the same-weights logits within 1e-5."""
+    spec = nn.resnet20(input_shape=(1, 12, 12), blocks=1, widths=(4, 8, 8))
+    report = run_parity(spec, optim.SGD(0.05, momentum=0.9, weight_decay=5e-4), batches(10),
+                        steps=10, dtype="float32", lockstep=True)
+    assert report.passed, report.summary()
+    assert any(name.endswith("running_var") for name in report.steps[0].weight_diff)
+
+
 def _record(step, loss=(1.0, 1.0), grads=0.0, weights=0.0) -> StepRecord:
     return StepRecord(step, 0.1, list(loss), [1.0, 1.0], 0.0, {"0.weight": 0.0, "0.bias": grads},
                       {"0.weight": weights, "0.bias": 0.0})
@@ -207,6 +249,15 @@ def test_cli_on_mnist_writes_table_json_and_png(mnist, tmp_path, capsys):
     assert "PASS" in out and "loss[torch]" in out
     assert json.loads((tmp_path / "report.json").read_text())["config"]["experiment"]["batch_size"] == 64
     assert (tmp_path / "parity.png").stat().st_size > 10_000
+
+
+def test_cli_lockstep_says_so_in_the_summary_and_the_report(mnist, tmp_path, capsys):
+    code = commands.main(["parity", "--steps", "2", "--lockstep", "--dtype", "float32",
+                          "--no-plot", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 steps in lockstep, float32" in out and "float32, 2 steps in lockstep: max" in out
+    assert json.loads((tmp_path / "report.json").read_text())["lockstep"] is True
 
 
 def test_cli_exits_nonzero_and_names_step_and_tensor(mnist, tmp_path, capsys, monkeypatch):

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="precision of the comparison (the experiment's own dtype is not used)")
     own.add_argument("--steps", type=options.positive_int, default=50,
                      help="optimizer steps to compare")
+    own.add_argument("--lockstep", action="store_true",
+                     help="restart the second backend from the first's weights and optimizer "
+                     "state after every step: each row shows what one step adds, not how "
+                     "differences grow (for float32 runs that amplify rounding)")
     own.add_argument("--out", default="parity", help="folder for report.json and parity.png")
     own.add_argument("--no-plot", action="store_true", help="skip parity.png")
     own.add_argument("--rows", type=options.positive_int, default=50,
@@ -60,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, f"tol_{f.name}") is not None})
     data = load_data(exp)
     train, spec, opt = data.train, model_spec(exp, data), exp.optimizer_spec(len(data.train))
-    print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps, "
-          f"{exp.dtype}, {type(opt).__name__}, {' vs '.join(args.backends)}", flush=True)
+    print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps"
+          f"{' in lockstep' if args.lockstep else ''}, {exp.dtype}, {type(opt).__name__}, "
+          f"{' vs '.join(args.backends)}", flush=True)
     report = run_parity(spec, opt, train, steps=args.steps, backends=backends, dtype=exp.dtype,
                         loss=exp.loss, seed=exp.seed, tolerance=tolerance, device=exp.device,
-                        config={"experiment": exp.to_dict()})
+                        lockstep=args.lockstep, config={"experiment": exp.to_dict()})
     print(report.table(args.rows))
     print(report.summary())
     paths = report.save(args.out, plot=not args.no_plot)

@@ -99,6 +99,7 @@ class ParityReport:
     steps: list[StepRecord]
     logits_diff: dict[str, float]    # same weights on both: "initial" and "final"
     seconds: float
+    lockstep: bool = False  # the second backend restarted from the first's state every step
     failure: Exceedance | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,7 +119,8 @@ class ParityReport:
     def summary(self) -> str:
         """One line: PASS or FAIL with the first step and tensor over tolerance."""
         a, b = self.backends
-        head = (f"{a} vs {b}, {self.dtype}, {len(self.steps)} steps: max |dloss| "
+        mode = " in lockstep" if self.lockstep else ""
+        head = (f"{a} vs {b}, {self.dtype}, {len(self.steps)} steps{mode}: max |dloss| "
                 f"{self.max_diff('loss'):.3g} (rel {self.max_diff('loss_rel'):.3g}), "
                 f"max |dgrad| {self.max_diff('grads'):.3g}, max |dweight| "
                 f"{self.max_diff('weights'):.3g}, same-weights logits {self.max_diff('logits'):.3g}")
@@ -141,7 +143,8 @@ class ParityReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backends": list(self.backends), "dtype": self.dtype, "passed": self.passed,
+        return {"backends": list(self.backends), "dtype": self.dtype, "lockstep": self.lockstep,
+                "passed": self.passed,
                 "failure": dataclasses.asdict(self.failure) if self.failure else None,
                 "failure_message": str(self.failure) if self.failure else None,
                 "tolerance": dataclasses.asdict(self.tolerance), "config": self.config,

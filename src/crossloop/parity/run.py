@@ -61,6 +61,14 @@ class _Run:
         return _Observed(float(b.to_numpy(value)), b.to_numpy(logits), canonical,
                          b.get_params(self.model))
 
+    def follow(self, leader: _Run, weights: Mapping[str, np.ndarray], steps_done: int) -> None:
+        """Take the leader's weights (canonical, buffers included) and optimizer
+        state, so that the next step starts from the very same state on both."""
+        state = leader.backend.get_optimizer_state(leader.optimizer, leader.model)
+        self.model = self.backend.set_params(self.model, weights)
+        self.optimizer = self.backend.set_optimizer_state(self.optimizer, self.model, state,
+                                                          steps_done)
+
 
 def _compare(step: int, lr: float, a: _Observed, b: _Observed) -> StepRecord:
     return StepRecord(step, float(lr), [a.loss, b.loss],
@@ -76,7 +84,7 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
                seed: int = 0, init: str = "torch",
                params: Mapping[str, np.ndarray] | None = None,
                tolerance: Tolerance | None = None, device: str = "cpu",
-               config: Mapping[str, Any] | None = None) -> ParityReport:
+               lockstep: bool = False, config: Mapping[str, Any] | None = None) -> ParityReport:
     """Train ``spec`` with ``optimizer`` for ``steps`` steps on two backends and
     compare them after every step.
 
@@ -87,7 +95,13 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
     ``tolerance`` defaults to :meth:`Tolerance.default` for the dtype; the run
     always completes, and ``report.failure`` names the first step and tensor
     over tolerance. TF32 is switched off on both backends during the run.
-    ``config`` adds JSON-able notes to the report.
+
+    ``lockstep=True`` copies the first backend's weights and optimizer state into
+    the second after every step, so each step starts from one state and the
+    report shows what a single step adds. Free-running (the default) shows how
+    the differences grow; where training amplifies rounding (float32 through
+    BatchNorm, RMSprop's first steps), lockstep still tells a formula difference
+    from rounding. ``config`` adds JSON-able notes to the report.
     """
     if len(backends) != 2:
         raise ParityError(f"parity compares exactly two backends, got {list(backends)}")
@@ -120,10 +134,12 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
             lr = optimizer.lr(step)
             a, b = (run.step(lr, loss_spec, x, y) for run in runs)
             records.append(_compare(step, lr, a, b))
+            if lockstep:
+                runs[1].follow(runs[0], a.weights, step + 1)
         logits = {"initial": forward_diff(spec, params, first, pair, dtype),
                   "final": forward_diff(spec, a.weights, x, pair, dtype)}
     return ParityReport((pair[0].name, pair[1].name), dtype, tolerance, notes, records, logits,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, lockstep)
 
 
 def forward_diff(spec: nn.Sequential, params: Mapping[str, np.ndarray], x: np.ndarray,
