@@ -35,7 +35,8 @@ def plot_report(report: ParityReport, path: str | Path) -> Path:
     axes[-1].set_xlabel(f"optimizer step (exact zeros drawn at {floor:.0e})")
     verdict = "PASS" if report.passed else f"FAIL at {report.failure}"
     fig.suptitle(f"{report.config.get('model', {}).get('name', 'model')} · "
-                 f"{report.config.get('optimizer', {}).get('type', '')} · {report.dtype} · "
+                 f"{report.config.get('optimizer', {}).get('type', '')} · {report.dtype}"
+                 f"{' in lockstep' if report.lockstep else ''} · "
                  f"{report.backends[0]} vs {report.backends[1]} — {verdict}", fontsize=11)
     path = Path(path)
     fig.savefig(path, dpi=110)
