@@ -3,13 +3,15 @@
     CROSSLOOP_DATA=/path/to/data python acceptance/parity_models.py
     python acceptance/parity_models.py --only tiny-gpt --steps64 20 --steps32 10   # a quick look
     python acceptance/parity_models.py --only resnet20 --resnet-lr 0.05 --steps32 0
+    python acceptance/parity_models.py --steps64 0 --lockstep                      # float32 in lockstep
 
 float64, 100 steps: resnet20 (1x28x28) with SGD momentum + weight decay on MNIST
 batches; tiny-gpt with AdamW + global-norm clipping + warmup/cosine on the
 built-in text corpus (the Python standard library's source, char tokens);
-pytorch-mnist with dropout 0 and Adadelta (its recipe's optimizer; Adam where
-this checkout has no Adadelta yet). Every step: max |diff| of every parameter,
-of every BatchNorm running statistic and of the loss <= 1e-10; the eval-mode
+pytorch-mnist with dropout 0 and Adadelta (its recipe's optimizer); lenet5 with
+RMSprop and with Adagrad, torch's defaults (acceptance/parity_lenet5_mnist.py runs
+every optimizer set-up). Every step: max |diff| of every parameter, of every
+BatchNorm running statistic and of the loss <= 1e-10; the eval-mode
 logits of the final weights <= 1e-10. float32, 50 steps: relative loss
 difference <= 1e-4 at every step. Prints one row per run; exits 1 if any run
 misses its tolerance.
@@ -37,12 +39,6 @@ from crossloop.data import Batches, load_dataset
 from crossloop.parity import run_parity
 
 
-def _adadelta() -> tuple[str, optim.Optimizer]:
-    if "adadelta" in optim.OPTIMIZERS:
-        return "adadelta", optim.optimizer("adadelta", 1.0)
-    return "adam (no adadelta here)", optim.Adam(1e-3)
-
-
 def cases(steps: int, resnet_lr: float,
           ) -> dict[str, tuple[nn.Sequential, str, Callable[[], optim.Optimizer], str]]:
     """name -> (model, data set, optimizer factory, its description); schedules span
@@ -56,7 +52,9 @@ def cases(steps: int, resnet_lr: float,
                                          weight_decay=0.1, clip_norm=1.0),
                      "adamw clip1 warmup+cosine"),
         "pytorch-mnist": (nn.without_dropout(nn.pytorch_mnist()), "mnist",
-                          lambda: _adadelta()[1], _adadelta()[0]),
+                          optim.Adadelta, "adadelta 1.0"),
+        "lenet5-rmsprop": (nn.lenet5(), "mnist", lambda: optim.RMSprop(1e-3), "rmsprop 1e-3"),
+        "lenet5-adagrad": (nn.lenet5(), "mnist", lambda: optim.Adagrad(), "adagrad 0.01"),
     }
 
 
