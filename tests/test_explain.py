@@ -66,6 +66,9 @@ def test_text_and_markdown_carry_both_frameworks_code_and_the_difference():
 def test_the_command_and_its_errors(capsys):
     assert commands.main(["explain", "--phase", "gradients", "--width", "120"]) == 0
     assert "tf.GradientTape()" in capsys.readouterr().out
+    assert all(name.isidentifier() for name in PHASES), list(PHASES)  # typed as --phase NAME
+    assert commands.main(["explain", "--phase", "train_step", "--width", "120"]) == 0
+    assert "def train_step" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_:
         commands.main(["explain", "--phase", "backprop"])
     assert exit_.value.code == 2

@@ -34,7 +34,7 @@ class Phase:
     differs: str
 
 
-PHASES: dict[str, Phase] = {p.title.split("(")[0].replace(" ", "_"): p for p in (
+PHASES: dict[str, Phase] = {p.title.split("(")[0].split(":")[0].strip().replace(" ", "_"): p for p in (
     Phase("forward(model, x, training)",
           ("crossloop_torch.backend:TorchBackend.forward",),
           ("crossloop_tensorflow.backend:TensorFlowBackend.forward",),
