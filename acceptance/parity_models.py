@@ -86,6 +86,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps64", type=int, default=100, help="steps of the float64 runs")
     parser.add_argument("--steps32", type=int, default=50, help="steps of the float32 runs")
+    parser.add_argument("--span", type=int, default=100,
+                        help="steps tiny-gpt's warmup + cosine schedule spans, whatever runs: "
+                        "the float32 runs take its start, so every float32 column is one run")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--resnet-lr", type=float, default=0.01,
                         help="resnet20's SGD learning rate (0.01: He et al.'s warm-up rate; at 0.05 "
@@ -105,9 +108,8 @@ def main() -> int:
     failed = 0
     datasets: dict = {}
     losses64: dict[str, list[float]] = {}  # torch's float64 losses, per model
-    span = max(args.steps64, args.steps32)  # schedules span the longer run: float32's
-    for dtype, steps in (("float64", args.steps64), ("float32", args.steps32)):  # is its start
-        for name, (spec, data, make_opt, what) in cases(span, args.resnet_lr).items():
+    for dtype, steps in (("float64", args.steps64), ("float32", args.steps32)):
+        for name, (spec, data, make_opt, what) in cases(args.span, args.resnet_lr).items():
             if args.only and name not in args.only or steps == 0:
                 continue
             if data not in datasets:

@@ -30,9 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     own.add_argument("--steps", type=options.positive_int, default=50,
                      help="optimizer steps to compare")
     own.add_argument("--lockstep", action="store_true",
-                     help="restart the second backend from the first's weights and optimizer "
-                     "state after every step: each row shows what one step adds, not how "
-                     "differences grow (for float32 runs that amplify rounding)")
+                     help="restart the second backend from the first's weights (running "
+                     "statistics included) and optimizer state after every step: each row "
+                     "shows what one step adds, not how differences grow (for float32 runs "
+                     "that amplify rounding)")
     own.add_argument("--out", default="parity", help="folder for report.json and parity.png")
     own.add_argument("--no-plot", action="store_true", help="skip parity.png")
     own.add_argument("--rows", type=options.positive_int, default=50,
