@@ -97,6 +97,8 @@ def test_unknown_keys_are_named_with_the_valid_ones(tmp_path, capsys):
      "warmup_steps applies only with schedule cosine or warmup"),
     ({"optimizer": "sgd", "nesterov": True}, "nesterov=True"),  # optim's own check: needs momentum
     ({"dataset": "imagenet"}, "dataset 'imagenet' is not one of mnist, fashion-mnist"),
+    ({"seed": 2**32}, "seed must be <= 4294967295"),
+    ({"dataset": "text", "model": "tiny-gpt"}, "data set text reads local files: give --data-dir"),
 ])
 def test_bad_settings_are_named(values, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(")):

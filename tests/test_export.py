@@ -117,6 +117,17 @@ def test_weights_from_a_crossloop_file_and_the_command(tmp_path, capsys):
     save_params(tmp_path / "w.safetensors", params, spec)
     assert commands.main(["export", "--model", "lenet5", "--out-dir", str(tmp_path / "out")]) == 0
     assert "lenet5_torch.py" in capsys.readouterr().out
+    edited = tmp_path / "out" / "lenet5_torch.py"
+    edited.write_text(edited.read_text() + "# my edit\n")
+    assert commands.main(["export", "--model", "lenet5", "--out-dir", str(tmp_path / "out")]) == 2
+    assert "already exist; pass --overwrite" in capsys.readouterr().err
+    assert edited.read_text().endswith("# my edit\n")
+    assert commands.main(["export", "--model", "lenet5", "--out-dir", str(tmp_path / "out"),
+                          "--overwrite"]) == 0
+    assert "# my edit" not in edited.read_text()
+    with pytest.raises(SystemExit) as exit_:
+        commands.main(["export", "--model", "lenet5", "--out-dir", str(edited / "sub")])
+    assert exit_.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
     keras_module = import_file(tmp_path / "out" / "lenet5_keras.py")
     model = keras_module.load_weights(keras_module.build_model("float64"),
                                       load_file(tmp_path / "w.safetensors"))

@@ -258,6 +258,9 @@ def test_cli_lockstep_says_so_in_the_summary_and_the_report(mnist, tmp_path, cap
     assert code == 0, out
     assert "2 steps in lockstep, float32" in out and "float32, 2 steps in lockstep: max" in out
     assert json.loads((tmp_path / "report.json").read_text())["lockstep"] is True
+    with pytest.raises(SystemExit) as exit_:  # refused before the run, not after it
+        commands.main(["parity", "--steps", "2", "--out", str(tmp_path / "report.json")])
+    assert exit_.value.code == 2 and "report.json is a file, not a folder" in capsys.readouterr().err
 
 
 def test_cli_exits_nonzero_and_names_step_and_tensor(mnist, tmp_path, capsys, monkeypatch):

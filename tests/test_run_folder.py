@@ -66,7 +66,8 @@ def test_two_processes_racing_for_one_folder_exactly_one_runs(tmp_path):
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results
     refused = next(err for code, err in results if code == 2)
-    assert "is in use by another crossloop run (PID" in refused
+    # refused while the winner holds the folder, or after, for the run it left there
+    assert "is in use by another crossloop run (PID" in refused or "already holds a run" in refused
     history = json.loads((tmp_path / "same" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]  # the winner's run, whole
 
@@ -80,6 +81,35 @@ def test_a_finished_run_is_replaced_only_with_overwrite(tiny_mnist, tmp_path, ca
     assert (out / "checkpoints" / "last.safetensors").read_bytes() == before
     assert commands.main(run_args(tiny_mnist, out, "--seed", "5", "--overwrite")) == 0
     assert json.loads((out / "config.json").read_text())["seed"] == 5
+
+
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOCK}
+
+
+def test_a_refused_overwrite_deletes_nothing(tiny_mnist, tmp_path, capsys):
+    """--overwrite replaces a run only once the new run passed every check: a model
+    that does not fit, a seed out of range, or a resume that changes a setting
+    unasked, leaves the folder's run as it was."""
+    out, other = tmp_path / "run", tmp_path / "other"
+    assert commands.main(run_args(tiny_mnist, out, "--schedule", "constant")) == 0
+    assert commands.main(run_args(tiny_mnist, other, "--schedule", "constant")) == 0
+    before, other_before = _snapshot(out), _snapshot(other)
+    for extra in (["--model", "tiny-gpt"], ["--seed", str(2**64)], ["--loss", "mse"]):
+        assert commands.main(run_args(tiny_mnist, out, "--overwrite", *extra)) == 2, extra
+    assert commands.main(["train", "--resume", str(other), "--out-dir", str(out), "--overwrite",
+                          "--epochs", "2", "--batch-size", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit" in err and "seed must be <= 4294967295" in err and "batch" in err
+    assert _snapshot(out) == before and _snapshot(other) == other_before
+
+
+def test_a_file_where_the_folder_should_be_is_refused(tiny_mnist, tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert commands.main(run_args(tiny_mnist, out)) == 2
+        assert "afile is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"
 
 
 def test_resume_into_another_folder_branches_and_never_writes_the_source(tiny_mnist, tmp_path,

@@ -235,6 +235,11 @@ class Experiment:
                 value = getattr(self, name)
                 if value is not None and bad(value):
                     raise ConfigError(f"{name} must be {bound}, got {value}")
+        if self.seed > MAX_SEED:  # what every framework's and NumPy's seeding accepts
+            raise ConfigError(f"seed must be <= {MAX_SEED} (2**32 - 1), got {self.seed}")
+        if self.dataset == "text" and self.data_dir is None:
+            raise ConfigError("data set text reads local files: give --data-dir, a text file "
+                              "or a folder of .txt files")
         for f in fields(self):
             applies = f.metadata["applies"]
             if applies and getattr(self, f.name) != f.default:
@@ -263,6 +268,7 @@ class Experiment:
 _POSITIVE = ("lr", "epochs", "batch_size", "seq_len", "gamma", "step_size", "clip_norm", "checkpoint_every",
              "early_stopping")
 _NON_NEGATIVE = ("momentum", "weight_decay", "warmup_steps", "seed")
+MAX_SEED = 2**32 - 1
 
 
 def _coerce(f: Any, value: Any) -> Any:

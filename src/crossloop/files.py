@@ -33,3 +33,13 @@ def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as indented JSON, atomically (a crash leaves the old file)."""
     data = (json.dumps(value, indent=2) + "\n").encode()
     atomic_write(path, lambda f: f.write(data))
+
+
+def file_in_the_way(folder: str | os.PathLike[str]) -> Path | None:
+    """The file standing at ``folder`` or at its nearest existing parent, which would
+    stop the folder being made; None when the folder exists or can be made there."""
+    path = Path(folder)
+    for part in (path, *path.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import InputError
+from .files import file_in_the_way
 
 LOCK = ".crossloop.lock"
 # What a crossloop train run writes into its folder.
@@ -56,7 +57,14 @@ class RunFolder:
         import fcntl  # POSIX; imported here so that importing crossloop stays portable
 
         self._created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
+        blocker = file_in_the_way(self.path)
+        if blocker is not None:
+            raise RunFolderError(f"{blocker} is a file, not a folder; choose another --out-dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunFolderError(f"cannot create the folder {self.path}: {exc.strerror}; choose "
+                                 "another --out-dir") from None
         lock = open(self.path / LOCK, "a+")  # noqa: SIM115 (held until release())
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -195,19 +195,23 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
     exp = replace(exp, backend=backend.name)
     if not is_chief(backend):
         return _run_rank(exp, backend, spec, train, test, state, allow_change), folder.path
+    # every check runs before the folder is touched: a refused run deletes nothing
+    plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
+            if state is not None and state.get("settings") else ResumePlan())
+    trainer = build_trainer(exp, spec, steps, backend=backend)
+    _check_data(trainer, train, exp)
+    if state is not None:
+        _load(trainer, state, plan, source.path)
     with folder.hold():
         folder.remove_temporaries()
         if source is None:
             folder.claim(overwrite=overwrite)
         elif source.path.resolve() != folder.path.resolve():
             folder.branch_from(source, overwrite=overwrite)
-        plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
-                if state is not None and state.get("settings") else ResumePlan())
-        trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder.path, steps),
-                                backend=backend)
-        _check_data(trainer, train, exp)
+        trainer.callbacks = build_callbacks(exp, folder.path, steps)
         if state is not None:
-            _resume(trainer, state, plan, folder.path, source.path)
+            trainer.load_callback_states(state)
+            _announce(trainer, state, plan, folder.path, source.path)
         write_json(folder.path / "config.json", trainer.settings)
         print(f"{describe(exp)}\n{trainer.backend}: {steps} steps/epoch; writing to "
               f"{folder.path}", flush=True)
@@ -245,8 +249,8 @@ def _check_data(trainer: Trainer, train: Any, exp: Experiment) -> None:
                           f"{exp.loss}): {exc}") from None
 
 
-def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, source: Path) -> None:
-    """Load ``state`` into ``trainer`` as ``plan`` says, and say what happens."""
+def _load(trainer: Trainer, state: dict, plan: ResumePlan, source: Path) -> None:
+    """Load ``state`` into ``trainer`` as ``plan`` says (this run's settings kept)."""
     settings = trainer.settings  # this run's, not the checkpoint's
     try:
         trainer.load_state_dict(state, reset_optimizer=plan.reset_optimizer)
@@ -254,6 +258,11 @@ def _resume(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path, sourc
         raise checkpoint.CheckpointError(f"the checkpoint in {source} does not fit this run: "
                                          f"{exc}") from None
     trainer.settings = settings
+
+
+def _announce(trainer: Trainer, state: dict, plan: ResumePlan, folder: Path,
+              source: Path) -> None:
+    """Say where the run resumes and what changed."""
     branch = "" if source.resolve() == folder.resolve() else f" from {source} into {folder}"
     print(f"resuming{branch} at step {trainer.step} (epoch {trainer.epoch + 1}, batch "
           f"{trainer.batch}), saved on {state['backend']}", flush=True)

@@ -285,6 +285,12 @@ class TrainerState:
         self.settings = dict(state.get("settings") or {})
         self._batches_per_epoch = (state.get("data") or {}).get("batches_per_epoch")
         self.train_metrics = b.set_metric_sums(self.train_metrics, state["metrics"])
+        self.load_callback_states(state)
+
+    def load_callback_states(self, state: Mapping[str, Any]) -> None:
+        """Give each callback its saved state, found by class name in ``state`` (a
+        ``state_dict()``): done by :meth:`load_state_dict`, and for callbacks attached
+        after it."""
         for callback in self.callbacks:
             saved = state["callbacks"].get(type(callback).__name__)
             if saved is not None and hasattr(callback, "load_state_dict"):

@@ -18,6 +18,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..experiment import GROUPS, Experiment
+from ..files import file_in_the_way
 
 
 def add_settings(parser: argparse.ArgumentParser, *, groups: Iterable[str] = GROUPS,
@@ -82,3 +83,12 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
+
+
+def output_folder(text: str) -> str:
+    """argparse type: a folder to write into, existing or to be made: refused when a
+    file stands at it or at one of its parents (checked before any work is done)."""
+    blocker = file_in_the_way(text)
+    if blocker is not None:
+        raise argparse.ArgumentTypeError(f"{blocker} is a file, not a folder")
+    return text

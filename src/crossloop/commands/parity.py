@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "statistics included) and optimizer state after every step: each row "
                      "shows what one step adds, not how differences grow (for float32 runs "
                      "that amplify rounding)")
-    own.add_argument("--out", default="parity", help="folder for report.json and parity.png")
+    own.add_argument("--out", default="parity", type=options.output_folder,
+                     help="folder for report.json and parity.png")
     own.add_argument("--no-plot", action="store_true", help="skip parity.png")
     own.add_argument("--rows", type=options.positive_int, default=50,
                      help="most table rows to print")

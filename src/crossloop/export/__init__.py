@@ -31,15 +31,20 @@ __all__ = ["EMITTERS", "Emitter", "ExportError", "Site", "class_name", "emitter"
            "keras_source", "sites", "torch_source", "write"]
 
 
-def write(spec: nn.Sequential, folder: str | Path) -> tuple[Path, Path]:
+def write(spec: nn.Sequential, folder: str | Path, *, overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``<folder>/<name>_torch.py`` and ``<folder>/<name>_keras.py``; return both.
     Both texts are made before either file is written, so a spec export cannot write
-    (:class:`ExportError`) leaves no file behind."""
+    (:class:`ExportError`) leaves no file behind; files already there (perhaps edited
+    since) are replaced only with ``overwrite``."""
     texts = torch_source(spec), keras_source(spec)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"\W+", "_", spec.name).strip("_").lower() or "model"
     paths = folder / f"{stem}_torch.py", folder / f"{stem}_keras.py"
+    present = [str(path) for path in paths if path.exists()]
+    if present and not overwrite:
+        raise ExportError(f"{' and '.join(present)} already exist; pass --overwrite "
+                          "(overwrite=True) to replace them, or choose another --out-dir")
+    folder.mkdir(parents=True, exist_ok=True)
     for path, text in zip(paths, texts):
         atomic_write(path, lambda f, text=text: f.write(text.encode("utf-8")))
     return paths

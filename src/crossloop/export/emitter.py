@@ -74,7 +74,8 @@ class Emitter:
 
 
 class ExportError(InputError, ValueError):
-    """A spec holds a layer export cannot write (its message names the layer)."""
+    """A spec holds a layer export cannot write (its message names the layer), or
+    its files are there already."""
 
 
 def keras_args(site: Site, name: str | None = None) -> str:
