@@ -34,3 +34,24 @@ def test_bad_input_gets_one_line_and_the_right_exit_code(case, tmp_path):
     assert bad_inputs.check(case, code, line, err) is None, (argv, code, err)
     if case.code == 2:
         assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+def test_debug_shows_the_traceback_and_keeps_exit_code_2(capsys):
+    from crossloop import commands
+
+    assert commands.main(["train", "--debug", "--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("epochs must be > 0, got 0")
+
+
+def test_ctrl_c_before_training_is_one_line_and_exit_130(capsys, monkeypatch, tmp_path):
+    """Ctrl-C while the data loads (before the trainer's own handler is up)."""
+    from crossloop import commands, runner
+
+    def interrupted(exp):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "load_data", interrupted)
+    assert commands.main(["train", "--out-dir", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "crossloop train: stopped by Ctrl-C" and not (tmp_path / "run").exists()

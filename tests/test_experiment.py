@@ -98,6 +98,8 @@ def test_unknown_keys_are_named_with_the_valid_ones(tmp_path, capsys):
     ({"optimizer": "sgd", "nesterov": True}, "nesterov=True"),  # optim's own check: needs momentum
     ({"dataset": "imagenet"}, "dataset 'imagenet' is not one of mnist, fashion-mnist"),
     ({"seed": 2**32}, "seed must be <= 4294967295"),
+    ({"name": "../../etc/x"}, "name '../../etc/x' is a path, not a name"),
+    ({"name": ".."}, "name '..' is a path, not a name"),
     ({"dataset": "text", "model": "tiny-gpt"}, "data set text reads local files: give --data-dir"),
 ])
 def test_bad_settings_are_named(values, words):

@@ -64,3 +64,29 @@ def test_compare_needs_two_runs_that_exist(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "history.json" in err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda run: (run / "history.json").write_text("[bad"), "history.json cannot be read"),
+    (lambda run: (run / "history.json").write_text('{"x": 1}'), "is not a list of epochs"),
+    (lambda run: (run / "history.json").unlink(), "stopped before its first epoch ended"),
+])
+def test_compare_names_a_damaged_run_and_the_fix(tmp_path, capsys, damage, words):
+    a = make_run(tmp_path / "a", "torch", [0.5])
+    damage(b := make_run(tmp_path / "b", "torch", [0.5]))
+    assert commands.main(["compare", str(a), str(b), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_compare_refuses_a_file_as_a_run_and_a_figure_it_cannot_write(tmp_path, capsys):
+    a = make_run(tmp_path / "a", "torch", [0.5])
+    (tmp_path / "afile").write_text("mine")
+    assert commands.main(["compare", str(a), str(tmp_path / "afile")]) == 2
+    assert "afile is not a folder" in capsys.readouterr().err
+    for out, words in (("cmp.txt", "does not end in .png"), ("afile/x.png", "is a file, not a folder")):
+        with pytest.raises(SystemExit) as exit_:
+            commands.main(["compare", str(a), str(a), "--out", str(tmp_path / out)])
+        assert exit_.value.code == 2 and words in capsys.readouterr().err
+    assert commands.main(["compare", str(a), str(a), "--out", str(tmp_path / "new" / "c.pdf")]) == 0
+    assert (tmp_path / "new" / "c.pdf").stat().st_size > 1000

@@ -237,6 +237,10 @@ class Experiment:
                     raise ConfigError(f"{name} must be {bound}, got {value}")
         if self.seed > MAX_SEED:  # what every framework's and NumPy's seeding accepts
             raise ConfigError(f"seed must be <= {MAX_SEED} (2**32 - 1), got {self.seed}")
+        if self.name is not None and (os.path.basename(self.name) != self.name
+                                      or self.name in (".", "..")):
+            raise ConfigError(f"name {self.name!r} is a path, not a name: the run goes to "
+                              "runs/NAME; give a path with --out-dir instead")
         if self.dataset == "text" and self.data_dir is None:
             raise ConfigError("data set text reads local files: give --data-dir, a text file "
                               "or a folder of .txt files")

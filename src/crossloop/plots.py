@@ -26,20 +26,30 @@ MARKERS = "osD^v<>p*h"
 
 
 class RunNotFoundError(InputError, FileNotFoundError):
-    """A folder given as a run does not hold a run's history.json."""
+    """A folder given as a run does not hold a run's readable history.json."""
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> tuple[str, list[dict[str, float]]]:
     """A run's label (folder name and backend) and its per-epoch history."""
     folder = Path(run_dir)
+    if not folder.is_dir():
+        raise RunNotFoundError(f"{folder} is not a folder: give the out_dir of a 'crossloop "
+                               "train' run")
     try:
         history = json.loads((folder / HISTORY).read_text())
     except FileNotFoundError:
-        raise RunNotFoundError(f"{folder} is not a crossloop run: it has no {HISTORY} "
-                               f"(give the out_dir of a 'crossloop train' run)") from None
+        raise RunNotFoundError(f"{folder} has no {HISTORY}: not a crossloop run, or one stopped "
+                               "before its first epoch ended (give the out_dir of a 'crossloop "
+                               "train' run)") from None
+    except (ValueError, OSError) as exc:
+        raise RunNotFoundError(f"{folder / HISTORY} cannot be read ({exc}); 'crossloop train "
+                               f"--resume {folder}' rewrites it from the checkpoint") from None
+    if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
+        raise RunNotFoundError(f"{folder / HISTORY} is not a list of epochs; 'crossloop train "
+                               f"--resume {folder}' rewrites it from the checkpoint")
     try:
         backend = json.loads((folder / CONFIG).read_text()).get("backend")
-    except FileNotFoundError:
+    except (OSError, ValueError, AttributeError):  # the label only loses its backend
         backend = None
     name = folder.resolve().name
     return (f"{name} ({backend})" if backend and backend not in name else name), history

@@ -81,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except InputError as exc:
-        if args.debug:
-            raise
+        if args.debug:  # the traceback too; the exit code still says "bad input"
+            traceback.print_exc()
         print(f"crossloop {name}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside training, whose own handler stops it cleanly
+        if args.debug:
+            traceback.print_exc()
+        print(f"crossloop {name}: stopped by Ctrl-C", file=sys.stderr)
+        return 130
     except Exception:  # not the user's input: a bug, shown in full
         traceback.print_exc()
         print(f"crossloop {name}: internal error (a bug in crossloop; the traceback above "

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..files import file_in_the_way
 from ..plots import RunNotFoundError, plot_runs, read_run
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def figure_path(text: str) -> str:
+    """argparse type: a figure file name matplotlib writes as named, in a folder that
+    exists or can be made."""
+    path = Path(text)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text!r} does not end in {', '.join(FIGURE_SUFFIXES)}: "
+                                         "name the figure file, e.g. compare.png")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name the figure file in it")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise argparse.ArgumentTypeError(f"{blocker} is a file, not a folder")
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="two or more run folders (the out_dir of 'crossloop train')")
-    parser.add_argument("--out", default="compare.png", help="the PNG to write")
+    parser.add_argument("--out", default="compare.png", type=figure_path,
+                        help="the figure to write: a .png, .pdf or .svg file")
     parser.add_argument("--title", default=None, help="figure title")
 
 
@@ -26,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     except RunNotFoundError as exc:
         print(f"crossloop compare: error: {exc}", file=sys.stderr)
         return 2
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     plot_runs(runs, args.out, title=args.title)
     print(f"wrote {args.out}")
     return 0
