@@ -69,9 +69,10 @@ def test_the_command_and_its_errors(capsys):
     assert all(name.isidentifier() for name in PHASES), list(PHASES)  # typed as --phase NAME
     assert commands.main(["explain", "--phase", "train_step", "--width", "120"]) == 0
     assert "def train_step" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_:
-        commands.main(["explain", "--phase", "backprop"])
-    assert exit_.value.code == 2
+    for bad in (["--phase", "backprop"], ["--width", "10"], ["--width", "-5"]):
+        with pytest.raises(SystemExit) as exit_:
+            commands.main(["explain", *bad])
+        assert exit_.value.code == 2
 
 
 def test_explaining_imports_no_framework():

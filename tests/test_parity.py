@@ -263,6 +263,15 @@ def test_cli_lockstep_says_so_in_the_summary_and_the_report(mnist, tmp_path, cap
     assert exit_.value.code == 2 and "report.json is a file, not a folder" in capsys.readouterr().err
 
 
+def test_cli_no_dropout_compares_a_preset_that_has_dropout(mnist, tmp_path, capsys):
+    args = ["parity", "--model", "keras-mnist-convnet", "--steps", "2", "--no-plot", "--out",
+            str(tmp_path)]
+    assert commands.main(args) == 2
+    assert "crossloop parity --no-dropout" in capsys.readouterr().err
+    assert commands.main([*args, "--no-dropout"]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
 def test_cli_exits_nonzero_and_names_step_and_tensor(mnist, tmp_path, capsys, monkeypatch):
     _use_keras_adam(monkeypatch)
     code = commands.main(["parity", "--steps", "2", "--optimizer", "adam", "--out", str(tmp_path)])

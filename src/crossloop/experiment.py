@@ -18,6 +18,7 @@ optimizer and its schedule), ``run`` (length, batch, backend, precision) or
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -295,13 +296,21 @@ def _coerce(f: Any, value: Any) -> Any:
 
 
 def _known(values: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``values`` with keys normalised, or a ConfigError naming every unknown key."""
+    """``values`` with keys normalised, or a ConfigError naming ``source`` and every
+    unknown key (with the nearest valid one) or the first value of a wrong type."""
     values = {key.replace("-", "_"): value for key, value in values.items()}
-    valid = [f.name for f in fields(Experiment)]
-    unknown = [key for key in values if key not in valid]
+    by_name = {f.name: f for f in fields(Experiment)}
+    unknown = [key for key in values if key not in by_name]
     if unknown:
+        near = [f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+                for key in unknown for close in [difflib.get_close_matches(key, by_name, 1)]]
         raise ConfigError(f"{source}: unknown setting{'s' * (len(unknown) > 1)} "
-                          f"{', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
+                          f"{', '.join(near)}; valid keys: {', '.join(by_name)}")
+    for key, value in values.items():
+        try:
+            _coerce(by_name[key], value)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     return values
 
 

@@ -42,7 +42,12 @@ EXIT_CODES = """exit codes:
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Option defaults in the help, and the exit-code table kept as written."""
+    """Option defaults in the help (unless its text says the default itself), and the
+    exit-code table kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        return text if "(default" in text else super()._get_help_string(action)
 
 
 class Parser(argparse.ArgumentParser):

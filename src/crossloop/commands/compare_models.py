@@ -38,21 +38,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inputs are token ids below VOCAB (default: standard-normal floats)")
     parser.add_argument("--classes", type=options.positive_int, default=10,
                         help="targets are class ids below this (cross-entropy)")
-    parser.add_argument("--batch", type=options.positive_int, default=8)
+    parser.add_argument("--batch", type=options.positive_int, default=8,
+                        help="samples in the one batch both models see")
     parser.add_argument("--steps", type=_steps, default=0,
                         help="training steps to compare (0: the forward pass and gradients)")
     parser.add_argument("--optimizer", default="adam", choices=sorted(optim.OPTIMIZERS),
                         help="crossloop's optimizer (torch's formula on both)")
-    parser.add_argument("--lr", type=options.finite_float, default=1e-3)
-    parser.add_argument("--dtype", default="float64", choices=nn.DTYPES)
+    parser.add_argument("--lr", type=options.finite_float, default=1e-3,
+                        help="learning rate of the training steps")
+    parser.add_argument("--dtype", default="float64", choices=nn.DTYPES,
+                        help="the dtype both models are built in (float64: any difference over "
+                             "the tolerance is a porting bug, not rounding)")
     parser.add_argument("--tol", type=options.finite_float, default=None,
                         help="max |torch - keras| / max(1, max |torch|) (unset: "
                              + ", ".join(f"{k} {v:g}" for k, v in TOLERANCES.items()) + ")")
     parser.add_argument("--weight-map", default="auto", metavar="auto|none|FILE.json",
                         help="how layers pair: in order, not at all (weights as built), or a "
                              "JSON file {torch layer: Keras layer}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="compare-models", help="folder for report.json and models.png")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the batch (inputs and targets)")
+    parser.add_argument("--out", default="compare-models", type=options.output_folder,
+                        help="folder for report.json and models.png")
     parser.add_argument("--no-plot", action="store_true", help="skip models.png")
     parser.add_argument("--rows", type=options.positive_int, default=60, help="most table rows")
 

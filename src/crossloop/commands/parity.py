@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "statistics included) and optimizer state after every step: each row "
                      "shows what one step adds, not how differences grow (for float32 runs "
                      "that amplify rounding)")
+    own.add_argument("--no-dropout", action="store_true",
+                     help="compare the model with every Dropout at p=0 (each framework draws "
+                     "its own dropout masks, so with dropout on the runs cannot agree)")
     own.add_argument("--out", default="parity", type=options.output_folder,
                      help="folder for report.json and parity.png")
     own.add_argument("--no-plot", action="store_true", help="skip parity.png")
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, f"tol_{f.name}") is not None})
     data = load_data(exp)
     train, spec, opt = data.train, model_spec(exp, data), exp.optimizer_spec(len(data.train))
+    if args.no_dropout:
+        spec = nn.without_dropout(spec)
     print(f"parity: {spec.name} on {exp.dataset}, batch {exp.batch_size}, {args.steps} steps"
           f"{' in lockstep' if args.lockstep else ''}, {exp.dtype}, {type(opt).__name__}, "
           f"{' vs '.join(args.backends)}", flush=True)

@@ -159,7 +159,8 @@ def _check_deterministic(spec: nn.Sequential) -> None:
             raise ParityError(
                 f"layer {path} is Dropout(p={layer.p}): dropout masks come from each framework's own "
                 "RNG, so the backends cannot agree; use p=0 for a parity run "
-                "(see docs/framework-differences.md)")
+                "(nn.without_dropout(spec), crossloop parity --no-dropout; see "
+                "docs/framework-differences.md)")
 
 
 def _take(data: Batches | Iterable[Batch], steps: int) -> Iterator[Batch]:
