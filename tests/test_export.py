@@ -162,3 +162,14 @@ def test_a_model_export_cannot_write_is_refused_naming_the_layer(tmp_path, monke
     err = capsys.readouterr().err
     assert "cannot write layer 'fc' (Linear)" in err and "(H, W, C)" in err
     assert "Traceback" not in err and not list(tmp_path.glob("out/*.py"))
+
+
+def test_the_command_exports_a_model_for_the_data_it_was_trained_on(tmp_path, capsys):
+    """mlp trained on scikit-learn's 8x8 digits: --input-shape gives its real first layer;
+    a model with a fixed input refuses another shape."""
+    assert commands.main(["export", "--model", "mlp", "--input-shape", "1,8,8", "--classes", "10",
+                          "--out-dir", str(tmp_path)]) == 0
+    assert "nn.Linear(64, 128)" in (tmp_path / "mlp_torch.py").read_text()
+    assert commands.main(["export", "--model", "lenet5", "--input-shape", "1,8,8",
+                          "--out-dir", str(tmp_path)]) == 2
+    assert "takes input shape (1, 28, 28), not (1, 8, 8)" in capsys.readouterr().err

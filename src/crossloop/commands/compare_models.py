@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="function returning the torch nn.Module")
     parser.add_argument("--keras", required=True, metavar="PKG.MOD:FN",
                         help="function returning the keras.Model")
-    parser.add_argument("--input-shape", required=True, type=_shape,
+    parser.add_argument("--input-shape", required=True, type=options.shape,
                         help="one sample's shape, canonical layout: C,H,W for images, T for tokens")
     parser.add_argument("--tokens", type=options.positive_int, default=None, metavar="VOCAB",
                         help="inputs are token ids below VOCAB (default: standard-normal floats)")
@@ -78,16 +78,6 @@ def _weight_map(text: str) -> str | dict | None:
 
 def _steps(text: str) -> int:
     return 0 if text.strip() == "0" else options.positive_int(text)
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28")
-    return shape
 
 
 def run(args: argparse.Namespace) -> int:

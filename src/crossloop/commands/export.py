@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from .. import export, nn
-from ..resolve import model_spec
-from .options import import_from_here, output_folder
+from ..resolve import ResolveError, model_spec
+from .options import import_from_here, output_folder, positive_int, shape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,12 +17,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: lenet5)")
     parser.add_argument("--out-dir", default="export", type=output_folder,
                         help="folder for <model>_torch.py and <model>_keras.py (default: export)")
+    parser.add_argument("--input-shape", type=shape, default=None, metavar="C,H,W",
+                        help="one sample's shape, for models that fit their data (mlp, linear, "
+                             "resnet20, your own): the shape the weights were trained on "
+                             "(default: the model's own)")
+    parser.add_argument("--classes", type=positive_int, default=None,
+                        help="outputs, for models that take num_classes (default: the model's own)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace those files if they exist (they may hold your edits)")
 
 
 def run(args: argparse.Namespace) -> int:
     import_from_here()
-    for path in export.write(model_spec(args.model), args.out_dir, overwrite=args.overwrite):
+    spec = model_spec(args.model, input_shape=args.input_shape, num_classes=args.classes)
+    if args.input_shape is not None and tuple(spec.input_shape) != args.input_shape:
+        raise ResolveError(f"model {args.model} takes input shape {spec.input_shape}, not "
+                           f"{args.input_shape}: drop --input-shape")
+    for path in export.write(spec, args.out_dir, overwrite=args.overwrite):
         print(f"wrote {path}")
     return 0

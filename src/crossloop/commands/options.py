@@ -92,3 +92,14 @@ def output_folder(text: str) -> str:
     if blocker is not None:
         raise argparse.ArgumentTypeError(f"{blocker} is a file, not a folder")
     return text
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """argparse type: one sample's shape as comma-separated sizes >= 1, e.g. 1,28,28."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,28,28")
+    return sizes
