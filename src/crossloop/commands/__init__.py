@@ -103,5 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    """An error's message on one line (line breaks of multi-line messages become '; ')."""
-    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    """An error's message on one line: line breaks of multi-line messages become '; ',
+    or a space after a line that ends in ':' (a heading and its list)."""
+    text = ""
+    for line in (raw.strip() for raw in str(exc).splitlines() if raw.strip()):
+        text += line if not text else (" " if text.endswith(":") else "; ") + line
+    return text

@@ -85,10 +85,11 @@ def locate(name: str, files: Sequence[str], mirrors: Sequence[str],
         how = "download=False, so no download was tried."
     raise DatasetNotFoundError(
         f"{name} not found. Looked in:\n" + "\n".join(looked) + f"\n{how}\n"
-        f"To fix, put {_file_list(files)} (each .gz or uncompressed) into\n"
+        f"To fix, put {_file_list(files)}{' (each .gz or uncompressed)' if len(files) > 1 else ''} "
+        f"into:\n"
         f"  {cache}{os.sep}\n"
         f"or into <root>{os.sep}{name}{os.sep} and set CROSSLOOP_DATA=<root>, "
-        f"or pass data_dir=<folder holding them>."
+        f"or give the folder holding them (--data-dir, or data_dir= in Python)."
     )
 
 
