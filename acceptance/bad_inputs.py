@@ -149,6 +149,11 @@ def _non_utf8_config(tmp: Path) -> list[str]:
     return ["train", "--config", str(tmp / "run.toml")]
 
 
+def _a_file(tmp: Path) -> Path:
+    (tmp / "afile").write_text("not a folder")
+    return tmp / "afile"
+
+
 def _nan_guard(tmp: Path) -> list[str]:
     return ["train", *common(tmp), "--out-dir", str(tmp / "boom"), "--optimizer", "sgd",
             "--lr", "1e30", "--schedule", "constant"]
@@ -204,6 +209,13 @@ CASES = [
          lambda t: ["parity", "--device", "gpu", "--data-dir", str(tiny_mnist(t))], 2,
          "sees no GPU"),
     Case("loss turns NaN", _nan_guard, 1, "no checkpoint was written"),
+    Case("--resume ''", lambda t: ["train", "--resume", ""], 2, "give the run folder to continue"),
+    Case("--out-dir is a file", lambda t: ["train", *common(t), "--out-dir", str(_a_file(t))], 2,
+         "is a file, not a folder"),
+    Case("--seed 2**64", lambda t: ["train", *common(t), "--seed", str(2**64)], 2,
+         "seed must be <= 4294967295"),
+    Case("--name ../x", lambda t: ["train", *common(t), "--name", "../x"], 2,
+         "is a path, not a name"),
 ]
 
 

@@ -43,10 +43,17 @@ from ..trainer import Interrupted
 from . import options
 
 
+def _folder_name(text: str) -> str:
+    """argparse type: a folder name that is not empty (an empty one would mean '.')."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give the run folder to continue")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The run's own options, then every experiment setting."""
     run = parser.add_argument_group("this run")
-    run.add_argument("--resume", metavar="RUN_DIR", default=None,
+    run.add_argument("--resume", metavar="RUN_DIR", default=None, type=_folder_name,
                      help="continue the run in RUN_DIR from its config.json and last checkpoint "
                           "(with --out-dir: in a new folder, leaving RUN_DIR untouched)")
     run.add_argument("--allow-change", metavar="NAME", action="append", default=[],
