@@ -271,3 +271,17 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "run" / "config.json").write_text("{}")
     assert commands.main(["train", "--resume", str(tmp_path / "run")]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_settings_that_are_legal_but_likely_unmeant_are_warned_about(tiny_mnist, tmp_path, capsys):
+    base = ["train", "--data-dir", str(tiny_mnist), "--model", "mlp", "--epochs", "1",
+            "--backend", "torch", "--device", "cpu", "--quiet", "--no-plot", "--no-tensorboard"]
+    odd = ["--optimizer", "sgd", "--momentum", "1.5", "--batch-size", "256", "--schedule",
+           "cosine", "--warmup-steps", "50"]
+    assert commands.main([*base, *odd, "--out-dir", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "--warmup-steps 50 is not shorter than the run (1 step)" in err
+    assert "--batch-size 256 is larger than the 128 training samples" in err
+    assert "--momentum 1.5 is 1 or more" in err
+    assert commands.main([*base, "--out-dir", str(tmp_path / "plain")]) == 0
+    assert "warning" not in capsys.readouterr().err

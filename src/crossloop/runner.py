@@ -195,6 +195,7 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
     exp = replace(exp, backend=backend.name)
     if not is_chief(backend):
         return _run_rank(exp, backend, spec, train, test, state, allow_change), folder.path
+    _warn_unlikely(exp, train, steps)
     # every check runs before the folder is touched: a refused run deletes nothing
     plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
             if state is not None and state.get("settings") else ResumePlan())
@@ -238,6 +239,21 @@ def _run_rank(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any
         trainer.load_state_dict(state, reset_optimizer=plan.reset_optimizer)
     trainer.fit(train, test, epochs=exp.epochs)
     return trainer
+
+
+def _warn_unlikely(exp: Experiment, train: Any, steps: int) -> None:
+    """Say on stderr when a setting is legal but probably not what was meant."""
+    total, samples = exp.epochs * steps, getattr(train, "num_samples", None)
+    notes = [
+        f"--warmup-steps {exp.warmup_steps} is not shorter than the run ({total} "
+        f"step{'s' * (total != 1)}): the learning rate never reaches --lr {exp.lr:g}"
+        if exp.schedule in ("cosine", "warmup") and exp.warmup_steps >= total > 0 else "",
+        f"--batch-size {exp.batch_size} is larger than the {samples} training samples: every "
+        "step sees the whole set" if samples is not None and exp.batch_size > samples else "",
+        f"--momentum {exp.momentum:g} is 1 or more: the updates grow without bound"
+        if exp.momentum >= 1 else ""]
+    for note in filter(None, notes):
+        print(f"crossloop: warning: {note}", file=sys.stderr, flush=True)
 
 
 def _check_data(trainer: Trainer, train: Any, exp: Experiment) -> None:
