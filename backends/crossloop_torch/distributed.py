@@ -188,10 +188,11 @@ class GlooSyncBatchNorm(_BatchNorm):
     differentiable all-reduce torch recommends
     (``torch.distributed._functional_collectives``); the mean and biased variance of
     the global batch normalise, and the running statistics are updated as torch's
-    are, with the unbiased variance over the global count. Gradients: the backward of a summing
-    all-reduce sums the ranks' upstream gradients, so each rank's parameter gradient
-    holds its own terms of every rank's loss; DDP's average of those, each loss
-    weighted by ``replicas * local / global``, is the one-process gradient.
+    are, with the unbiased variance over the global count. Gradients: the backward
+    of a summing all-reduce sums the ranks' upstream gradients, so each rank's
+    parameter gradient holds its own terms of every rank's loss; DDP's average of
+    those, each loss weighted by ``replicas * local / global``, is the one-process
+    gradient.
     """
 
     @classmethod

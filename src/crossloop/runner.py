@@ -193,25 +193,21 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
         raise ConfigError(f"the training data ({type(train).__name__}) does not say how many "
                           "batches an epoch has, which the schedule needs") from None
     exp = replace(exp, backend=backend.name)
-    if not is_chief(backend):
-        return _run_rank(exp, backend, spec, train, test, state, allow_change), folder.path
-    _warn_unlikely(exp, train, steps)
     # every check runs before the folder is touched: a refused run deletes nothing
-    plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
-            if state is not None and state.get("settings") else ResumePlan())
-    trainer = build_trainer(exp, spec, steps, backend=backend)
-    _check_data(trainer, train, exp)
-    if state is not None:
-        _load(trainer, state, plan, source.path)
+    trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source)
+    if not is_chief(backend):  # a data-parallel rank but 0: stepping with rank 0, silent,
+        _attach(trainer, build_callbacks(exp, folder.path, steps, chief=False), state)
+        trainer.fit(train, test, epochs=exp.epochs)  # writing nothing
+        return trainer, folder.path
+    _warn_unlikely(exp, train, steps)
     with folder.hold():
         folder.remove_temporaries()
         if source is None:
             folder.claim(overwrite=overwrite)
         elif source.path.resolve() != folder.path.resolve():
             folder.branch_from(source, overwrite=overwrite)
-        trainer.callbacks = build_callbacks(exp, folder.path, steps)
+        _attach(trainer, build_callbacks(exp, folder.path, steps), state)
         if state is not None:
-            trainer.load_callback_states(state)
             _announce(trainer, state, plan, folder.path, source.path)
         write_json(folder.path / "config.json", trainer.settings)
         print(f"{describe(exp)}\n{trainer.backend}: {steps} steps/epoch; writing to "
@@ -224,21 +220,25 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
     return trainer, folder.path
 
 
-def _run_rank(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any, test: Any,
-              state: dict | None, allow_change: Iterable[str]) -> Trainer:
-    """A data-parallel rank other than rank 0: the same trainer, resumed from the same
-    checkpoint (read only), stepping in lockstep with rank 0, silent and writing nothing."""
-    steps = len(train)
+def _prepared(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any, steps: int,
+              state: dict | None, allow_change: Iterable[str],
+              source: RunFolder | None) -> tuple[Trainer, ResumePlan]:
+    """The run's trainer, checked against its data and resumed from ``state`` as the
+    plan says, without callbacks yet: every check that can refuse the run."""
     plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
             if state is not None and state.get("settings") else ResumePlan())
-    folder = output_dir(exp)
-    trainer = build_trainer(exp, spec, steps, build_callbacks(exp, folder, steps, chief=False),
-                            backend=backend)
+    trainer = build_trainer(exp, spec, steps, backend=backend)
     _check_data(trainer, train, exp)
     if state is not None:
-        trainer.load_state_dict(state, reset_optimizer=plan.reset_optimizer)
-    trainer.fit(train, test, epochs=exp.epochs)
-    return trainer
+        _load(trainer, state, plan, source.path)
+    return trainer, plan
+
+
+def _attach(trainer: Trainer, callbacks: list[Callback], state: dict | None) -> None:
+    """Give ``trainer`` its callbacks, with their saved states when resuming."""
+    trainer.callbacks = callbacks
+    if state is not None:
+        trainer.load_callback_states(state)
 
 
 def _warn_unlikely(exp: Experiment, train: Any, steps: int) -> None:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..files import file_in_the_way
-from ..plots import RunNotFoundError, plot_runs, read_run
+from ..plots import plot_runs, read_run
+from .options import output_folder
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -21,9 +21,7 @@ def figure_path(text: str) -> str:
                                          "name the figure file, e.g. compare.png")
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; name the figure file in it")
-    blocker = file_in_the_way(path.parent)
-    if blocker is not None:
-        raise argparse.ArgumentTypeError(f"{blocker} is a file, not a folder")
+    output_folder(str(path.parent))
     return text
 
 
@@ -41,11 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print("crossloop compare: error: give two or more runs to compare "
               f"(got {len(args.runs)}); one run's curves are its curves.png", file=sys.stderr)
         return 2
-    try:
-        runs = [read_run(r) for r in args.runs]
-    except RunNotFoundError as exc:
-        print(f"crossloop compare: error: {exc}", file=sys.stderr)
-        return 2
+    runs = [read_run(r) for r in args.runs]  # a RunNotFoundError is bad input: exit 2
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     plot_runs(runs, args.out, title=args.title)
     print(f"wrote {args.out}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..explain import PHASES, UPDATES, phases, render_markdown, render_text
+from .options import int_at_least
 
 MIN_WIDTH = 63  # two columns of 30 and the separator
 
@@ -17,20 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the optimizer whose update apply_gradients shows (default: adam)")
     parser.add_argument("--markdown", action="store_true",
                         help="Markdown (an HTML table per phase) instead of terminal columns")
-    parser.add_argument("--width", type=_width, default=None,
+    parser.add_argument("--width", type=int_at_least(MIN_WIDTH, " columns"), default=None,
                         help="terminal width to lay the two columns out in (default: the "
                              "terminal's)")
-
-
-def _width(text: str) -> int:
-    """argparse type: a width of at least MIN_WIDTH columns (two code columns of 30)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < MIN_WIDTH:
-        raise argparse.ArgumentTypeError(f"must be >= {MIN_WIDTH} columns, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -63,15 +63,20 @@ def import_from_here() -> None:
         sys.path.insert(0, os.getcwd())
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def int_at_least(low: int, unit: str = "") -> Callable[[str], int]:
+    """argparse type: an int >= ``low`` (``unit`` follows the bound in the error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}{unit}, got {value}")
+        return value
+    return parse
+
+
+positive_int = int_at_least(1)  # argparse type: an int >= 1
 
 
 def finite_float(text: str) -> float:

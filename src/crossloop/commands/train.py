@@ -65,18 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--nproc", metavar="N", type=options.positive_int, default=1,
                      help="train data-parallel in N processes on this machine (loopback "
                           "only); the result equals the one-process run's")
-    run.add_argument("--replicas", metavar="N", type=_replicas, default=None,
+    run.add_argument("--replicas", metavar="N", default=None,
+                     type=options.int_at_least(2, " (one replica is a plain run)"),
                      help="TensorFlow: train data-parallel in this process under "
                           "MirroredStrategy over N devices (GPUs, or N logical CPU devices); "
                           "the result equals the one-replica run's")
     options.add_settings(parser)
-
-
-def _replicas(text: str) -> int:
-    value = options.positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be >= 2 (one replica is a plain run), got {value}")
-    return value
 
 
 def _changeable(text: str) -> str:

@@ -97,11 +97,12 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
     over tolerance. TF32 is switched off on both backends during the run.
 
     ``lockstep=True`` copies the first backend's weights (running statistics
-    included) and optimizer state into the second after every step, so each step starts from one state and the
-    report shows what a single step adds. Free-running (the default) shows how
-    the differences grow; where training amplifies rounding (float32 through
-    BatchNorm, RMSprop's first steps), lockstep still tells a formula difference
-    from rounding. ``config`` adds JSON-able notes to the report.
+    included) and optimizer state into the second after every step, so each step
+    starts from one state and the report shows what a single step adds.
+    Free-running (the default) shows how the differences grow; where training
+    amplifies rounding (float32 through BatchNorm, RMSprop's first steps),
+    lockstep still tells a formula difference from rounding. ``config`` adds
+    JSON-able notes to the report.
     """
     if len(backends) != 2:
         raise ParityError(f"parity compares exactly two backends, got {list(backends)}")
