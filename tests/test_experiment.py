@@ -19,7 +19,8 @@ from crossloop import commands, optim
 from crossloop.commands import options
 from crossloop.commands.train import add_arguments
 from crossloop.experiment import ConfigError, Experiment
-from crossloop.runner import load_data, output_dir
+from crossloop.prepare import load_data
+from crossloop.runner import output_dir
 
 
 def parse(*argv: str) -> argparse.Namespace:

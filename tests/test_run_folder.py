@@ -28,6 +28,7 @@ def test_lock_names_the_holder_and_is_released(tmp_path):
     with pytest.raises(RunFolderError, match=rf"in use by another crossloop run \(PID {os.getpid()}\)"):
         RunFolder(tmp_path / "run").hold()
     folder.release()
+    assert (folder.path / LOCK).read_text() == ""  # no stale PID once released
     with RunFolder(tmp_path / "run") as again:
         assert (again.path / LOCK).read_text().strip() == str(os.getpid())
 
@@ -84,7 +85,7 @@ def test_a_finished_run_is_replaced_only_with_overwrite(tiny_mnist, tmp_path, ca
 
 
 def _snapshot(folder):
-    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOCK}
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_a_refused_overwrite_deletes_nothing(tiny_mnist, tmp_path, capsys):

@@ -4,8 +4,10 @@ over another's results unless asked.
 :class:`RunFolder` takes an exclusive ``flock`` on ``<folder>/.crossloop.lock``
 for as long as the process holds it. The kernel releases the lock when the
 process ends in any way (even ``SIGKILL``), so a killed run never leaves a stale
-lock; the file keeps the holder's PID so a refused run can name it. Holding the
-lock, a run removes the temporary files (``*.tmp``, ``*.part``) that a killed
+lock; while held, the file names the holder's PID so a refused run can name it,
+and :meth:`~RunFolder.release` empties it again (so a refused run leaves no
+trace; only a killed run leaves its PID, in an unheld file). Holding the lock,
+a run removes the temporary files (``*.tmp``, ``*.part``) that a killed
 write leaves behind: no other process can be writing them.
 """
 
@@ -83,7 +85,9 @@ class RunFolder:
         return self
 
     def release(self) -> None:
+        """Empty the lock file of this process's PID, and release the lock."""
         if self._lock is not None:
+            self._lock.truncate(0)
             self._lock.close()  # closing the file releases the flock
             self._lock = None
 

@@ -8,10 +8,11 @@ standard callbacks, and the files a run leaves in its output folder.
     curves.png     loss and accuracy per epoch
     checkpoints/   last.safetensors (every epoch, every ``checkpoint_every`` steps,
                    and on Ctrl-C/SIGTERM) and best.safetensors (by ``monitor``)
-    .crossloop.lock  held (flock) while the run runs; holds the PID of the last holder
+    .crossloop.lock  held (flock) while the run runs, naming its PID; empty after
 
 ``crossloop train`` is a thin command over :func:`run_experiment`; the parity
-harness takes its batches and optimizer from the same :func:`load_data` and
+harness takes its batches, model and optimizer from the same
+:func:`~crossloop.prepare.load_data`, :func:`~crossloop.prepare.model_spec` and
 :meth:`Experiment.optimizer_spec`, so both commands run one experiment.
 """
 
@@ -24,9 +25,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from . import checkpoint, nn, resolve
+from . import checkpoint, nn
 from .backend import Backend, get_backend
 from .callbacks import (
     Callback,
@@ -39,49 +40,14 @@ from .callbacks import (
     progress_callback,
 )
 from .callbacks.monitor import mode_for
-from .data import Batches, Dataset, load_tfds
-from .data.catalog import TEXT_DATASETS
-from .data.transforms import AUGMENTATIONS
 from .distributed import World, get_data_parallel_backend, is_chief, leaving
 from .experiment import ConfigError, Experiment
 from .files import write_json
+from .prepare import load_data, model_spec
 from .resume import ResumePlan, plan_resume
 from .run_folder import CHECKPOINT, RunFolder
 from .state import StateError
 from .trainer import Trainer
-
-TEST_BATCH_SIZE = 1000  # evaluation batch: larger is faster and does not change the result
-
-
-class Data(NamedTuple):
-    """An experiment's data set and its train and test batches."""
-    train: Batches
-    test: Batches
-    dataset: Dataset
-
-
-def load_data(exp: Experiment) -> Data:
-    """The experiment's data set, and its train and test batches from the one seeded
-    NumPy pipeline (the training batches augmented as ``exp.augment`` says)."""
-    if exp.data_source == "tfds":
-        dataset = load_tfds(exp.dataset, exp.data_dir)
-    else:
-        options = ({"seq_len": exp.seq_len, "tokens": exp.tokens}
-                   if exp.dataset in TEXT_DATASETS else {})
-        dataset = resolve.load_data_set(exp.dataset, exp.data_dir, **options)
-    train = Batches.from_dataset(dataset, "train", exp.batch_size, seed=exp.seed, dtype=exp.dtype,
-                                 augment=AUGMENTATIONS[exp.augment])
-    test = Batches.from_dataset(dataset, "test", TEST_BATCH_SIZE, dtype=exp.dtype)
-    return Data(train, test, dataset)
-
-
-def model_spec(exp: Experiment, data: Data | None = None) -> nn.Sequential:
-    """The experiment's model, fitted to ``data``'s input shape and outputs where the
-    model takes them (mlp and linear do); with no data, the model's defaults."""
-    if data is None:
-        return resolve.model_spec(exp.model)
-    return resolve.model_spec(exp.model, input_shape=data.train.input_shape,
-                              num_classes=data.dataset.num_outputs)
 
 
 def output_dir(exp: Experiment) -> Path:
@@ -159,7 +125,7 @@ def run_experiment(exp: Experiment, *, resume_from: str | os.PathLike[str] | Non
 
     In a process of a data-parallel world (torchrun's ``WORLD_SIZE`` set, as by
     ``crossloop train --nproc N``) the backend is the data-parallel one, and only
-    rank 0 holds the folder, writes files and prints (:func:`_run_rank` for the others).
+    rank 0 holds the folder, writes files and prints; the other ranks step with it.
     ``replicas`` trains data-parallel over that many devices of this one process
     (the TensorFlow backend's MirroredStrategy; logical CPU devices on a CPU).
     """

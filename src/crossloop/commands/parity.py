@@ -16,7 +16,7 @@ import dataclasses
 from .. import nn
 from ..backend import get_backend
 from ..parity import DEFAULT_TOLERANCES, Tolerance, run_parity
-from ..runner import load_data, model_spec
+from ..prepare import load_data, model_spec
 from . import options
 
 
