@@ -162,6 +162,31 @@ def test_the_first_exceedance_is_reported_in_step_then_phase_order():
     assert _report([_record(0), _record(1)]).passed
 
 
+def test_the_logits_tolerance_grows_with_the_logits_size():
+    """float32 rounds a logit of 20 twenty times coarser than one of 1: the same-weights
+    bound is 1e-5 * max(1, max |logits|), as compare_models scales its own."""
+    f32 = Tolerance.default("float32")
+    diff = {"initial": 0.0, "final": 1.5e-5}
+    large = ParityReport(("a", "b"), "float32", f32, {}, [_record(0)], diff, 0.0,
+                         logits_scale={"initial": 1.0, "final": 20.0})
+    assert large.passed
+    small = ParityReport(("a", "b"), "float32", f32, {}, [_record(0)], diff, 0.0,
+                         logits_scale={"initial": 1.0, "final": 0.5})
+    assert str(small.failure) == ("step 0: logits (same weights on both) differs by 1.5e-05 "
+                                  "> tolerance 1e-05")
+
+
+def test_a_run_records_the_logits_size_it_scales_by():
+    from crossloop import get_backend
+    torch, data = get_backend("torch", device="cpu"), batches(2)
+    params = nn.init_params(SPEC, 0, dtype="float64")
+    report = run_parity(SPEC, CASES["sgd"], data, steps=2, params=params)
+    logits = torch.to_numpy(torch.forward(torch.build_model(SPEC, params, "float64"),
+                                          torch.to_device(data[0][0]), training=False))
+    assert report.logits_scale["initial"] == float(np.abs(logits).max()) > 0
+    assert json.loads(report.to_json())["logits_scale"] == report.logits_scale
+
+
 def test_nan_never_passes_and_none_leaves_a_quantity_unchecked():
     nan = _report([_record(0, weights=math.nan)])
     assert not nan.passed and nan.failure.tensor == "0.weight"

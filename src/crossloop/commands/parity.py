@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                               for dtype, tol in DEFAULT_TOLERANCES.items())
         own.add_argument(f"--tol-{f.name.replace('_', '-')}", type=options.finite_float,
                          default=None,
-                         help=f"unset: per dtype ({per_dtype}; None = unchecked)")
+                         help=f"unset: per dtype ({per_dtype}; None = unchecked)"
+                         + (", times max(1, max |logits|)" if f.name == "logits" else ""))
     options.add_settings(parser, groups=("data", "model", "run"), exclude=("backend", "dtype"))
 
 

@@ -28,7 +28,9 @@ class Tolerance:
     when ``|loss_a - loss_b| <= loss + loss_rel * |loss_a|`` (with None as 0);
     ``grads`` and ``weights`` bound each tensor's max abs difference after every
     step; ``logits`` bounds the forward pass of the same weights on both
-    backends (checked on the initial and on the final weights).
+    backends (checked on the initial and on the final weights), relative to the
+    logits' size as compare_models does: max |a - b| <= logits * max(1, max |a|),
+    since float32 rounds a logit of 20 twenty times coarser than one of 1.
     """
     loss: float | None = None
     loss_rel: float | None = None
@@ -100,6 +102,7 @@ class ParityReport:
     logits_diff: dict[str, float]    # same weights on both: "initial" and "final"
     seconds: float
     lockstep: bool = False  # the second backend restarted from the first's state every step
+    logits_scale: dict[str, float] = field(default_factory=dict)  # max |logits|, first backend
     failure: Exceedance | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +152,7 @@ class ParityReport:
                 "failure_message": str(self.failure) if self.failure else None,
                 "tolerance": dataclasses.asdict(self.tolerance), "config": self.config,
                 "seconds": self.seconds, "logits_diff": self.logits_diff,
+                "logits_scale": self.logits_scale,
                 "max": {q: self.max_diff(q) for q in ("loss", "loss_rel", "grads", "weights",
                                                        "logits", "grad_norm")},
                 "steps": [{**dataclasses.asdict(r), "loss_diff": r.loss_diff} for r in self.steps]}
@@ -199,9 +203,8 @@ def _first_exceedance(report: ParityReport) -> Exceedance | None:
     """Scan in the order things happen: same-weights logits, then per step the loss,
     the gradients and the weights (tensors in model order), then the final logits."""
     tol = report.tolerance
-    if _over(report.logits_diff.get("initial", 0.0), tol.logits):
-        return Exceedance(0, "logits", "logits (same weights)", report.logits_diff["initial"],
-                          tol.logits)
+    if found := _logits_over(report, "initial", 0):
+        return found
     for r in report.steps:
         if tol.loss is not None or tol.loss_rel is not None:
             allowed = (tol.loss or 0.0) + (tol.loss_rel or 0.0) * abs(r.loss[0])
@@ -211,11 +214,18 @@ def _first_exceedance(report: ParityReport) -> Exceedance | None:
             for name, value in _tensor_diffs(r, quantity).items():
                 if _over(value, getattr(tol, quantity)):
                     return Exceedance(r.step, quantity, name, value, getattr(tol, quantity))
-    last = report.steps[-1].step if report.steps else 0
-    if _over(report.logits_diff.get("final", 0.0), tol.logits):
-        return Exceedance(last, "logits", "logits (same weights)", report.logits_diff["final"],
-                          tol.logits)
-    return None
+    return _logits_over(report, "final", report.steps[-1].step if report.steps else 0)
+
+
+def _logits_over(report: ParityReport, which: str, step: int) -> Exceedance | None:
+    """The same-weights logits (``which``: "initial" or "final") over their tolerance,
+    scaled by max(1, max |logits|)."""
+    if report.tolerance.logits is None:
+        return None
+    allowed = report.tolerance.logits * max(1.0, report.logits_scale.get(which, 1.0))
+    value = report.logits_diff.get(which, 0.0)
+    return (Exceedance(step, "logits", "logits (same weights)", value, allowed)
+            if _over(value, allowed) else None)
 
 
 def _worst(diffs: Mapping[str, float]) -> str:

@@ -137,21 +137,29 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
             records.append(_compare(step, lr, a, b))
             if lockstep:
                 runs[1].follow(runs[0], a.weights, step + 1)
-        logits = {"initial": forward_diff(spec, params, first, pair, dtype),
-                  "final": forward_diff(spec, a.weights, x, pair, dtype)}
-    return ParityReport((pair[0].name, pair[1].name), dtype, tolerance, notes, records, logits,
-                        time.perf_counter() - started, lockstep)
+        same = {"initial": _forward_pair(spec, params, first, pair, dtype),
+                "final": _forward_pair(spec, a.weights, x, pair, dtype)}
+    return ParityReport((pair[0].name, pair[1].name), dtype, tolerance, notes, records,
+                        {k: _max_abs(*logits) for k, logits in same.items()},
+                        time.perf_counter() - started, lockstep,
+                        {k: _max_abs(logits[0], 0.0) for k, logits in same.items()})
 
 
 def forward_diff(spec: nn.Sequential, params: Mapping[str, np.ndarray], x: np.ndarray,
                  backends: Sequence[Backend], dtype: str = "float64") -> float:
     """Max abs difference of the logits two backends compute for the same weights
     and inputs (inference mode), each on a freshly built model."""
+    return _max_abs(*_forward_pair(spec, params, x, backends, dtype))
+
+
+def _forward_pair(spec: nn.Sequential, params: Mapping[str, np.ndarray], x: np.ndarray,
+                  backends: Sequence[Backend], dtype: str) -> list[np.ndarray]:
+    """The logits each backend computes for ``params`` and ``x`` (inference mode)."""
     logits = []
     for b in backends:
         model = b.build_model(spec, params, dtype)
         logits.append(b.to_numpy(b.forward(model, b.to_device(_cast(x, dtype)), training=False)))
-    return _max_abs(*logits)
+    return logits
 
 
 def _check_deterministic(spec: nn.Sequential) -> None:
@@ -184,7 +192,7 @@ def _cast(a: Any, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(a, dtype) if a.dtype.kind == "f" else a
 
 
-def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
+def _max_abs(a: np.ndarray, b: np.ndarray | float) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), initial=0.0))
 
 
