@@ -288,6 +288,15 @@ def test_cli_lockstep_says_so_in_the_summary_and_the_report(mnist, tmp_path, cap
     assert exit_.value.code == 2 and "report.json is a file, not a folder" in capsys.readouterr().err
 
 
+def test_cli_a_float32_loss_drift_points_to_lockstep_and_float64(mnist, tmp_path, capsys):
+    args = ["parity", "--steps", "2", "--dtype", "float32", "--no-plot", "--out", str(tmp_path)]
+    assert commands.main([*args, "--tol-loss-rel", "1e-12"]) == 1  # rounding is over 1e-12
+    out = capsys.readouterr().out
+    assert "FAIL  step" in out and ": loss differs by" in out and "--lockstep checks each step" in out
+    assert commands.main([*args, "--tol-loss-rel", "1e-12", "--lockstep"]) == 1
+    assert "--lockstep checks" not in capsys.readouterr().out
+
+
 def test_cli_no_dropout_compares_a_preset_that_has_dropout(mnist, tmp_path, capsys):
     args = ["parity", "--model", "keras-mnist-convnet", "--steps", "2", "--no-plot", "--out",
             str(tmp_path)]

@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
                         lockstep=args.lockstep, config={"experiment": exp.to_dict()})
     print(report.table(args.rows))
     print(report.summary())
+    if report.failure and report.failure.quantity == "loss" and exp.dtype == "float32" \
+            and not args.lockstep:
+        print("      float32 runs can drift apart by rounding alone (a BatchNorm model does "
+              "against itself on another thread count): --lockstep checks each step from one "
+              "state, --dtype float64 checks the formulas to 1e-10")
     paths = report.save(args.out, plot=not args.no_plot)
     print(f"wrote {', '.join(str(p) for p in paths)} ({report.seconds:.1f}s)")
     return 0 if report.passed else 1
