@@ -80,8 +80,6 @@ class TensorFlowBackend(BaseBackend):
             return tf.convert_to_tensor(array)
 
     def to_numpy(self, tensor: tf.Tensor) -> np.ndarray:
-        if isinstance(tensor, tf.IndexedSlices):  # an Embedding's gradient: rows of a dense one
-            tensor = tf.convert_to_tensor(tensor)
         return np.array(tensor.numpy())  # a copy the caller owns
 
     def seed(self, seed: int) -> None:
@@ -116,18 +114,24 @@ class TensorFlowBackend(BaseBackend):
 
     def gradients(self, model: keras.Model, loss: losses.Loss, x: tf.Tensor,
                   y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        return self._weighted_gradients(model, loss, x, y, 1.0)
+
+    def _weighted_gradients(self, model: keras.Model, loss: losses.Loss, x: tf.Tensor,
+                            y: tf.Tensor,
+                            weight: float) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        """:meth:`gradients` of the loss times ``weight`` (a data-parallel replica's share
+        of the global batch); the loss returned is unweighted, for the metrics."""
         with tf.GradientTape() as tape:
             logits = self.forward(model, x, training=True)
             value = self.loss(loss, logits, y)
-        grads = tape.gradient(value, model.trainable_variables)
+            weighted = value if weight == 1.0 else value * tf.constant(weight, value.dtype)
+        grads = tape.gradient(weighted, model.trainable_variables)
         # An embedding's gradient comes as IndexedSlices (rows looked up); crossloop's
         # phases (clipping, the update, canonical gradients) take dense tensors, as torch's.
         return value, logits, [tf.convert_to_tensor(g) for g in grads]
 
     def apply_gradients(self, optimizer: NativeOptimizer, model: keras.Model,
                         grads: list[tf.Tensor]) -> tuple[NativeOptimizer, keras.Model]:
-        # an Embedding's gradient comes as IndexedSlices: dense, as torch's (sparse=False) is
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         grads = optimizers.clip_by_global_norm(grads, optimizer.clip_norm)
         optimizer.native.apply_gradients(zip(grads, model.trainable_variables))
         return optimizer, model

@@ -127,11 +127,8 @@ class DataParallelBackend(TensorFlowBackend):
                    metrics: Metrics, x: tf.Tensor, y: tf.Tensor):
         def replica_step(x, y):
             x, y, share = self._part(x, y)
-            with tf.GradientTape() as tape:
-                logits = self.forward(model, x, training=True)
-                value = self.loss(loss, logits, y) * tf.constant(share, logits.dtype)
-            grads = tf.distribute.get_replica_context().all_reduce(
-                _SUM, tape.gradient(value, model.trainable_variables))
+            _, logits, grads = self._weighted_gradients(model, loss, x, y, share)
+            grads = tf.distribute.get_replica_context().all_reduce(_SUM, grads)
             self.apply_gradients(optimizer, model, grads)
             return logits, grads
 

@@ -104,12 +104,19 @@ class TorchBackend(BaseBackend):
 
     def gradients(self, model: torch.nn.Module, loss: losses.Loss, x: torch.Tensor,
                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        return self._weighted_gradients(model, loss, x, y, 1.0)
+
+    def _weighted_gradients(self, model: torch.nn.Module, loss: losses.Loss, x: torch.Tensor,
+                            y: torch.Tensor,
+                            weight: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """:meth:`gradients` of the loss times ``weight`` (a data-parallel replica's share
+        of the global batch); the loss returned is unweighted, for the metrics."""
         params = self._parameters(model)
         for p in params:
             p.grad = None
         logits = self.forward(model, x, training=True)
         value = self.loss(loss, logits, y)
-        value.backward()
+        (value if weight == 1.0 else value * weight).backward()
         return value, logits, [p.grad for p in params]
 
     def apply_gradients(self, optimizer: NativeOptimizer, model: torch.nn.Module,

@@ -110,13 +110,7 @@ class DataParallelBackend(TorchBackend):
         """As the torch backend's, but backward runs on the loss times this replica's
         weight (DDP averages the replicas' gradients during it); the loss returned is
         this replica's unweighted mean, for the metrics."""
-        params = self._parameters(model)
-        for p in params:
-            p.grad = None
-        logits = self.forward(model, x, training=True)
-        value = self.loss(loss, logits, y)
-        (value * self._weight if self._weight != 1.0 else value).backward()
-        return value, logits, [p.grad for p in params]
+        return self._weighted_gradients(model, loss, x, y, self._weight)
 
     def _part(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         """This rank's slice of a global batch and its loss weight."""
