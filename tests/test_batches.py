@@ -49,6 +49,21 @@ def test_float_features_and_float_targets():
     assert b.target_variance() == pytest.approx(np.var(y[:, 0]))
 
 
+def test_nan_or_infinity_in_a_batch_is_refused_naming_the_samples():
+    x, y = np.ones((6, 3), np.float64), np.zeros((6, 1))
+    x[3, 1], y[5, 0] = np.nan, np.inf
+    batches = Batches(x, y, 2, shuffle=False)  # sample 0 is clean: made without complaint
+    epoch = batches.epoch(0)
+    next(epoch)
+    with pytest.raises(crossloop.data.DataError, match=r"the inputs of sample 3 hold NaN"):
+        next(epoch)
+    with pytest.raises(crossloop.data.DataError, match=r"the targets of sample 5 hold NaN"):
+        batches.batch(np.array([4, 5]), 0)
+    x[3, 1], x[4, 0] = 1e39, -1e39  # finite in float64, infinite in the batches' float32
+    with pytest.raises(crossloop.data.DataError, match=r"samples 3, 4 hold .* in float32\)"):
+        Batches(x, np.zeros(6), 2, shuffle=False).batch(np.array([0, 3, 4]), 0)
+
+
 def test_token_ids_and_token_targets_become_int64():
     tokens = np.arange(50, dtype=np.uint16).reshape(10, 5)
     b = Batches(tokens, tokens + 1, 3, dtype="float32")

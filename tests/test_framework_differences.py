@@ -13,7 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from crossloop import get_backend, losses, nn, optim
+from crossloop import NonFiniteError, NonFiniteGuard, Trainer, get_backend, losses, nn, optim
+from crossloop.data import Batches, DataError
 from crossloop.parity import forward_diff, run_parity
 from crossloop.testing import assert_parity, synthetic_batches
 
@@ -567,3 +568,27 @@ def test_gelu_constants_precision(pair):
     for approximate in ("none", "tanh"):
         spec = sequence_spec(nn.GELU(approximate))
         assert_parity(spec, optim.SGD(0.5), token_batches(STEPS), steps=STEPS)
+
+
+def test_relu_of_nan_in_a_traced_float32_step(pair):
+    """oneDNN fuses MatMul + BiasAdd + Relu in a traced float32 TensorFlow graph, and
+    the fused ReLU turns NaN into 0; eager TensorFlow and torch keep the NaN."""
+    x = np.array([[np.nan, 1.0], [1.0, 2.0]], np.float32)
+    w, b = np.array([[1.0, -1.0], [0.5, 0.5]], np.float32), np.array([0.1, 0.1], np.float32)
+    assert torch.isnan(torch.relu(torch.from_numpy(x) @ torch.from_numpy(w) + torch.from_numpy(b))[0]).all()
+    layer = lambda v: tf.nn.relu(tf.matmul(v, w) + b)  # noqa: E731
+    assert np.isnan(layer(tf.constant(x)).numpy()[0]).all()                    # eager: NaN
+    assert (tf.function(layer)(tf.constant(x)).numpy()[0] == 0).all()          # traced: 0
+    # crossloop: Batches refuse NaN, and with a native pipeline the guard stops both
+    # backends (TensorFlow's loss stays finite; the guard checks the weights too)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 13)).astype("float32"), rng.integers(0, 3, 16)
+    x[0, 0] = np.nan
+    with pytest.raises(DataError, match="the inputs of sample 0 hold NaN"):
+        Batches(x, y, 8)
+    spec = nn.Sequential([nn.Linear(13, 8), nn.ReLU(), nn.Linear(8, 3)], input_shape=(13,))
+    for backend in pair:
+        trainer = Trainer(spec, optim.SGD(0.1), backend=backend, callbacks=[NonFiniteGuard()])
+        with pytest.raises(NonFiniteError, match="(?i)check the data for NaN"):
+            trainer.fit([(x[:8], y[:8]), (x[8:], y[8:])], epochs=2)
+        assert trainer.epoch <= 1

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from .sources import DataError
 from .transforms import BatchContext, Transform
 
 __all__ = ["Batches", "as_canonical", "epoch_order"]
@@ -145,12 +146,16 @@ class Batches:
             yield self.batch(order[i * b : (i + 1) * b], epoch)
 
     def batch(self, indices: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """The batch of the samples ``indices`` as epoch ``epoch`` makes it."""
+        """The batch of the samples ``indices`` as epoch ``epoch`` makes it; a
+        :class:`~crossloop.data.sources.DataError` if it holds NaN or infinity."""
         x = np.asarray(self._inputs[indices])
         for stream, transform in enumerate(self._transforms):
             x = transform(x, BatchContext(self._seed, epoch, indices, self._dtype, stream))
-        return (as_canonical(x, self._dtype, "inputs"),
-                as_canonical(np.asarray(self._targets[indices]), self._dtype, "targets"))
+        batch = (as_canonical(x, self._dtype, "inputs"),
+                 as_canonical(np.asarray(self._targets[indices]), self._dtype, "targets"))
+        for what, array in zip(("inputs", "targets"), batch):
+            _check_finite(array, indices, what)
+        return batch
 
     def target_variance(self) -> float:
         """The variance of the targets about their mean, averaged over target entries
@@ -167,6 +172,18 @@ class Batches:
             f"dtype={self._dtype}, input_shape={self.input_shape}, "
             f"target_shape={self.target_shape})"
         )
+
+
+def _check_finite(array: np.ndarray, indices: np.ndarray, what: str) -> None:
+    """Refuse NaN or infinite floats, naming the samples: trained on, they make the
+    weights NaN, and TensorFlow's fused float32 ReLU (oneDNN, in a traced step) turns
+    NaN into 0, so its loss can stay finite while the weights are not."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return
+    bad = np.asarray(indices)[~np.isfinite(array.reshape(len(array), -1)).all(axis=1)]
+    raise DataError(f"the {what} of sample{'s' * (len(bad) > 1)} "
+                    f"{', '.join(map(str, bad[:5]))}{' ...' * (len(bad) > 5)} hold NaN or "
+                    f"infinite values (as batched, in {array.dtype}); remove or fill them")
 
 
 def _array(a: ArrayLike) -> np.ndarray:
