@@ -58,6 +58,28 @@ def test_resume_mid_epoch_is_bitwise_exact(backend, tmp_path):
     assert [h["loss"] for h in history] == [h["loss"] for h in straight.history]
 
 
+def test_a_loaded_state_is_copied_so_one_state_resumes_several_trainers(backend):
+    data = tiny_data()
+    first = make(backend)
+    first.fit(data, epochs=1)
+    state = first.state_dict()
+    kept = {section: {k: v.copy() for k, v in state[section].items()}
+            for section in ("model", "optimizer")}
+    for _ in range(2):  # training the first must not change the arrays the second loads
+        resumed = make(backend)
+        resumed.load_state_dict(state)
+        resumed.fit(data, epochs=2)
+        for section, arrays in kept.items():
+            assert_params_equal(state[section], arrays)
+    assert_params_equal(resumed.params(), make_and_fit(backend, data, epochs=2).params())
+
+
+def make_and_fit(backend, data, epochs):
+    trainer = make(backend)
+    trainer.fit(data, epochs=epochs)
+    return trainer
+
+
 def test_state_dict_mid_epoch_loads_into_a_fresh_trainer_bitwise(backend):
     """Trainer.state_dict() is the whole run state: no checkpoint file needed to resume."""
     data = tiny_data()

@@ -206,13 +206,13 @@ class TensorFlowBackend(BaseBackend):
     def _slots(self, optimizer: NativeOptimizer, model: keras.Model) -> dict[str, tf.Variable]:
         if isinstance(optimizer.spec, NativeOptimizerSpec):
             return native_lib.get_state(optimizer, model)
-        return optimizers.get_state(optimizer.native, self._optimized_table(model))
+        return optimizers.get_state(optimizer, self._optimized_table(model))
 
     def _load_slots(self, optimizer: NativeOptimizer, model: keras.Model,
                     state: dict[str, np.ndarray], step: int) -> None:
         if isinstance(optimizer.spec, NativeOptimizerSpec):
             return native_lib.set_state(optimizer, model, state)
-        optimizers.set_state(optimizer.native, self._optimized_table(model), state, step)
+        optimizers.set_state(optimizer, self._optimized_table(model), state, step)
 
     # -- precision --------------------------------------------------------------
     @contextlib.contextmanager

@@ -14,9 +14,11 @@ float, so float64 runs see exactly the same rate.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from crossloop import optim
+from crossloop.backend import NativeOptimizer
 
 
 class _CrossloopOptimizer(keras.optimizers.Optimizer):
@@ -190,20 +192,21 @@ def set_learning_rate(optimizer: _CrossloopOptimizer, lr: float) -> None:
     optimizer.lr_variable.assign(lr)
 
 
-def get_state(optimizer: _CrossloopOptimizer,
+def get_state(optimizer: NativeOptimizer,
               table: list[tuple[str, tf.Variable]]) -> dict[str, tf.Variable]:
     """Slot variables by ``"<param>.<slot>"``."""
-    return {f"{name}.{slot}": optimizer.slot(slot, variable)
+    return {f"{name}.{slot}": optimizer.native.slot(slot, variable)
             for name, variable in table for slot in optim.slots(optimizer.spec)}
 
 
-def set_state(optimizer: _CrossloopOptimizer, table: list[tuple[str, tf.Variable]],
-              state: dict[str, object], step: int) -> None:
-    """Load slot values and the step count, as ``apply_gradients`` would have left them."""
+def set_state(optimizer: NativeOptimizer, table: list[tuple[str, tf.Variable]],
+              state: dict[str, np.ndarray], step: int) -> None:
+    """Load slot values (``assign`` copies them) and the step count, as
+    ``apply_gradients`` would have left them."""
     for name, variable in table:
         for slot in optim.slots(optimizer.spec):
-            optimizer.slot(slot, variable).assign(state[f"{name}.{slot}"])
-    optimizer.iterations.assign(step)
+            optimizer.native.slot(slot, variable).assign(state[f"{name}.{slot}"])
+    optimizer.native.iterations.assign(step)
 
 
 def clip_by_global_norm(grads: list[tf.Tensor], max_norm: float | None) -> list[tf.Tensor]:

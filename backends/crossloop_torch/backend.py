@@ -168,8 +168,7 @@ class TorchBackend(BaseBackend):
                     state: dict[str, np.ndarray], step: int) -> None:
         if isinstance(optimizer.spec, NativeOptimizerSpec):
             return native_lib.set_state(optimizer, model, state)
-        optimizers.set_state(optimizer, self._optimized_table(model),
-                             {key: torch.from_numpy(value) for key, value in state.items()}, step)
+        optimizers.set_state(optimizer, self._optimized_table(model), state, step)
 
     def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:
         """``model.parameters()``, listed once per model: walking the module tree

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from crossloop import optim
@@ -50,11 +51,15 @@ def get_state(optimizer: NativeOptimizer,
 
 
 def set_state(optimizer: NativeOptimizer, table: list[tuple[str, torch.Tensor]],
-              state: dict[str, torch.Tensor], step: int) -> None:
-    """Load slot tensors and the step count, as ``optimizer.step()`` would have left them."""
+              state: dict[str, np.ndarray], step: int) -> None:
+    """Load slot values and the step count, as ``optimizer.step()`` would have left them.
+
+    Each value is copied: training updates the slots in place, and the arrays
+    loaded (a state dict loaded into several trainers, say) must not change."""
     slots = optim.slots(optimizer.spec)
     for name, param in table:
-        held = {slot: state[f"{name}.{slot}"].to(param) for slot in slots}
+        held = {slot: torch.from_numpy(state[f"{name}.{slot}"]).to(param, copy=True)
+                for slot in slots}
         if not isinstance(optimizer.spec, optim.SGD):  # the others keep a float step each
             held["step"] = torch.tensor(float(step))
         optimizer.native.state[param] = held
