@@ -93,7 +93,8 @@ def test_fit_refuses_data_with_another_number_of_batches():
     state = small_state()   # 4 batches an epoch
     trainer = crossloop.Trainer(nn.mlp(hidden=8), optim.Adam(1e-3), backend="torch", device="cpu")
     trainer.load_state_dict(state)
-    with pytest.raises(StateError, match="saved at 4 batches per epoch, but the data gives 2"):
+    with pytest.raises(StateError, match=r"trained at 4 batches per epoch \(it is at step \d+\), "
+                                         "but the data gives 2"):
         trainer.fit(Batches(*striped_digits(32), 16, transforms=MNIST), epochs=2)
 
 

@@ -81,9 +81,9 @@ def check_position(saved_batches: int | None, step: int, batch: int, batches: in
     """Refuse data of ``batches`` per epoch for a position (``step``, ``batch``) saved
     at ``saved_batches`` per epoch: the resumed batch order would not be the same."""
     if saved_batches not in (None, batches) and (step or batch):
-        raise StateError(f"this run was saved at {saved_batches} batches per epoch, but the "
-                         f"data gives {batches}: resume with the data and batch size it was "
-                         "trained with")
+        raise StateError(f"this run trained at {saved_batches} batches per epoch (it is at "
+                         f"step {step}), but the data gives {batches}: continue it with the data "
+                         "and batch size it trained with")
     if batch > batches:
         raise StateError(f"the resumed position, batch {batch}, is past the end of an epoch "
                          f"of {batches} batches")
