@@ -20,6 +20,8 @@ import numpy as np
 
 from crossloop.tracing import Arrays, LayerRecord
 
+from .model import layout_to_canonical, layout_to_native
+
 L = keras.layers
 _KINDS: dict[type, str] = {
     L.Conv2D: "conv2d", L.Dense: "linear", L.BatchNormalization: "batchnorm",
@@ -134,14 +136,14 @@ def _image_shape(raw: np.ndarray | None) -> tuple[int, int, int] | None:
 
 
 def _activation(raw: np.ndarray | None, flat_chw: tuple[int, int, int] | None) -> np.ndarray | None:
-    """An activation in canonical layout: NHWC -> NCHW; flattened H, W, C -> C, H, W."""
+    """An activation in canonical layout: NHWC -> NCHW; flattened H, W, C -> C, H, W
+    (its features permute as a flat kernel's input rows: the kernel's helper, transposed)."""
     if raw is None:
         return None
     if raw.ndim == 4:
         return raw.transpose(0, 3, 1, 2)
     if flat_chw is not None:
-        c, h, w = flat_chw
-        return raw.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(raw.shape[0], -1)
+        return layout_to_canonical(("flat", *flat_chw), raw.T)
     return raw
 
 
@@ -168,16 +170,8 @@ def _conversion(layer: keras.layers.Layer, kind: str, chw: tuple[int, int, int] 
 def _kernel(kind: str, value: np.ndarray, chw: tuple[int, int, int] | None,
             canonical: bool) -> np.ndarray:
     """A kernel between Keras and canonical layout (``canonical``: to canonical)."""
-    if kind == "conv2d":
-        return value.transpose(3, 2, 0, 1) if canonical else value.transpose(2, 3, 1, 0)
-    if kind != "linear":
-        return value
-    if chw is None:
-        return value.T
-    c, h, w = chw
-    if canonical:   # (HWC in, out) -> (out, CHW in)
-        return value.T.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(value.shape[1], -1)
-    return value.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(value.shape[0], -1).T
+    layout = {"conv2d": "conv", "linear": ("flat", *chw) if chw else "dense"}.get(kind, "")
+    return layout_to_canonical(layout, value) if canonical else layout_to_native(layout, value)
 
 
 def _attention(layer: keras.layers.MultiHeadAttention):
