@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import losses, native, optim
-from ..tracing import LayerRecord
+from ..tracing import ACTIVATIONS, LayerRecord
 from ..transfer import Pairs, WeightMap, backend_for, pair_layers, trace, transfer_weights
 from .causes import layer_causes, optimizer_causes, weight_causes
 from .report import TOLERANCES, ModelReport, Row, diff
@@ -93,7 +93,8 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
 def align(t_records: list[LayerRecord], k_records: list[LayerRecord], pairs: Pairs) -> Pairs:
     """Every layer call of one model paired with one of the other, in the torch model's
     order: the parametric pairs, and between two of them that run in the same order
-    in both models, the other calls matched by kind."""
+    in both models, the other calls matched by kind -- and activations where the
+    kinds differ, one for one (a port's wrong activation is compared, so named)."""
     out: Pairs = []
     ti = ki = 0
     for t, k in [*pairs, (None, None)]:
@@ -102,8 +103,10 @@ def align(t_records: list[LayerRecord], k_records: list[LayerRecord], pairs: Pai
         if k_end >= ki:   # in order: match what runs between this pair and the last
             a, b = t_records[ti:t_end], k_records[ki:k_end]
             kinds = SequenceMatcher(None, [r.kind for r in a], [r.kind for r in b], autojunk=False)
-            for block in kinds.get_matching_blocks():
-                out += [(a[block.a + i], b[block.b + i]) for i in range(block.size)]
+            for tag, i, i_end, j, j_end in kinds.get_opcodes():
+                if tag == "equal" or (tag == "replace" and i_end - i == j_end - j and all(
+                        r.kind in ACTIVATIONS for r in (*a[i:i_end], *b[j:j_end]))):
+                    out += list(zip(a[i:i_end], b[j:j_end]))
             ki = k_end + 1
         if t is not None:
             out.append((t, k))
@@ -118,7 +121,8 @@ def _forward_rows(report: ModelReport, aligned: Pairs) -> list[Row]:
         shapes = "" if np.shape(t.output) == np.shape(k.output) else \
             f"output shapes {np.shape(t.output)} vs {np.shape(k.output)}"
         in_diff = diff(t.input, k.input) if np.shape(t.input) == np.shape(k.input) else None
-        rows.append(Row("forward", t.name, k.name, t.kind, value, value <= report.tolerance,
+        kind = t.kind if t.kind == k.kind else f"{t.kind}/{k.kind}"
+        rows.append(Row("forward", t.name, k.name, kind, value, value <= report.tolerance,
                         input_diff=in_diff, note=shapes))
     return rows
 

@@ -1,0 +1,57 @@
+"""compare_models and the tracing under it, on small hand-written ports: Keras's
+fused activations, repeated layer calls, partial weight maps, bad arguments and
+the table's text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossloop
+
+pytestmark = pytest.mark.skipif(len(crossloop.available_backends()) < 2,
+                                reason="needs torch and tensorflow")
+torch = pytest.importorskip("torch")
+keras = pytest.importorskip("keras")
+
+from crossloop.compare import compare_models  # noqa: E402
+from crossloop.transfer import trace  # noqa: E402
+
+
+def mlp_pair(keras_activation: str = "relu"):
+    """torch Linear, ReLU, Linear and its Keras port with the ReLU fused into the Dense."""
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(),
+                             torch.nn.Linear(8, 3)).double()
+    km = keras.Sequential([keras.Input((16,), dtype="float64"),
+                           keras.layers.Dense(8, activation=keras_activation, name="d1",
+                                              dtype="float64"),
+                           keras.layers.Dense(3, name="d2", dtype="float64")])
+    rng = np.random.default_rng(0)
+    return tm, km, rng.standard_normal((4, 16)), rng.integers(0, 3, 4)
+
+
+def test_a_fused_activation_pairs_with_the_torch_activation():
+    tm, km, x, y = mlp_pair()
+    report = compare_models(tm, km, x, y, steps=3)
+    assert report.passed, report.summary()
+    forward = [(r.torch, r.keras, r.tensor) for r in report.rows if r.phase == "forward"]
+    assert forward == [("0", "d1", "linear"), ("1", "d1 (fused relu)", "relu"),
+                       ("2", "d2", "linear")]
+
+
+def test_a_wrong_fused_activation_is_named():
+    tm, km, x, y = mlp_pair("tanh")
+    report = compare_models(tm, km, x, y, steps=1)
+    first = report.first_divergence
+    assert (first.phase, first.torch, first.keras) == ("forward", "1", "d1 (fused tanh)")
+    assert report.causes == ["torch's 1 computes relu, Keras's d1 (fused tanh) tanh"]
+
+
+def test_a_layer_called_three_times_gets_three_names():
+    dense = keras.layers.Dense(4, name="dense", dtype="float64")
+    inputs = keras.Input((4,), dtype="float64")
+    model = keras.Model(inputs, dense(dense(dense(inputs))))
+    _, records, _ = trace(model, np.ones((2, 4)))
+    assert [r.name for r in records] == ["dense", "dense (call 2)", "dense (call 3)"]
+    assert [bool(r.params) for r in records] == [True, False, False]
