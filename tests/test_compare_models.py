@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
 from crossloop.compare import compare_models  # noqa: E402
-from crossloop.transfer import trace  # noqa: E402
+from crossloop.transfer import PairingError, trace, transfer_weights  # noqa: E402
 
 
 def mlp_pair(keras_activation: str = "relu"):
@@ -55,3 +55,22 @@ def test_a_layer_called_three_times_gets_three_names():
     _, records, _ = trace(model, np.ones((2, 4)))
     assert [r.name for r in records] == ["dense", "dense (call 2)", "dense (call 3)"]
     assert [bool(r.params) for r in records] == [True, False, False]
+
+
+def test_a_weight_map_naming_no_torch_layer_is_refused():
+    tm, km, x, _ = mlp_pair()
+    with pytest.raises(PairingError, match="the map names 'nope', which is not a layer with "
+                                           "tensors of the first model"):
+        transfer_weights(tm, km, {"nope": "d1"}, inputs=x)
+
+
+def test_a_partial_weight_map_names_the_layers_left_without_weights():
+    tm, km, x, y = mlp_pair()
+    with pytest.warns(UserWarning, match="pairs no torch layer with 'd2' of the tensorflow model"):
+        pairs = transfer_weights(tm, km, {"0": "d1"}, inputs=x)
+    assert [(t.name, k.name) for t, k in pairs] == [("0", "d1")]
+    with pytest.warns(UserWarning):
+        report = compare_models(tm, km, x, y, weight_map={"0": "d1"})
+    assert not report.passed
+    assert report.causes[0] == ("the weight_map leaves out torch's 2 and Keras's d2: no weights "
+                                "were transferred between them")

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import losses, native, optim
 from ..tracing import ACTIVATIONS, LayerRecord
-from ..transfer import Pairs, WeightMap, backend_for, pair_layers, trace, transfer_weights
+from ..transfer import Pairs, WeightMap, backend_for, pair_layers, trace, transfer_weights, unpaired
 from .causes import layer_causes, optimizer_causes, weight_causes
 from .report import TOLERANCES, ModelReport, Row, diff
 
@@ -86,6 +86,12 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
         report.rows += _weight_rows(report, "weights", pairs, tb.get_params(torch_model),
                                     kb.get_params(keras_model), step)
     report.causes = _causes(report, aligned, t_start, k_start, t_opt, k_opt)
+    left = [f"{side} {', '.join(names)}" for side, names in
+            (("torch's", unpaired(t_records, pairs, 0)), ("Keras's", unpaired(k_records, pairs, 1)))
+            if names]
+    if left and not report.passed:
+        report.causes.insert(0, f"the weight_map leaves out {' and '.join(left)}: no weights "
+                                "were transferred between them")
     report.seconds = time.perf_counter() - started
     return report
 
