@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(len(crossloop.available_backends()) < 2,
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
-from crossloop.compare import compare_models  # noqa: E402
+from crossloop.compare import CompareError, compare_models  # noqa: E402
 from crossloop.transfer import PairingError, trace, transfer_weights  # noqa: E402
 
 
@@ -74,3 +74,16 @@ def test_a_partial_weight_map_names_the_layers_left_without_weights():
     assert not report.passed
     assert report.causes[0] == ("the weight_map leaves out torch's 2 and Keras's d2: no weights "
                                 "were transferred between them")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda x, y: {"inputs": x[:, :10]}, r"inputs has shape \(4, 10\); the Keras model takes \(N, 16\)"),
+    (lambda x, y: {"targets": y[:2]}, r"targets has shape \(2,\), inputs \(4, 16\)"),
+    (lambda x, y: {"inputs": None}, "inputs is None: pass one batch"),
+    (lambda x, y: {"steps": -1}, "steps must be a whole number of training steps, 0 or more; got -1"),
+], ids=["features", "batch", "none", "steps"])
+def test_bad_arguments_are_named_before_the_models_run(bad, message):
+    tm, km, x, y = mlp_pair()
+    arguments = {"inputs": x, "targets": y, "steps": 1} | bad(x, y)
+    with pytest.raises(CompareError, match=message):
+        compare_models(tm, km, **arguments)

@@ -154,13 +154,20 @@ def transfer_weights(src: Any, dst: Any, weight_map: WeightMap = "auto", *,
     return pairs
 
 
+def input_shape(model: Any) -> tuple[int | None, ...] | None:
+    """A functional Keras model's per-sample input shape in canonical layout (an
+    image's (H, W, C) as (C, H, W)); None where the model does not say it."""
+    for spec in getattr(model, "inputs", None) or []:
+        shape = tuple(spec.shape[1:])
+        return (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+    return None
+
+
 def _example_input(*models: Any) -> np.ndarray:
-    """A zero batch shaped like a functional Keras model's input (NHWC -> NCHW)."""
+    """A zero batch shaped like a functional Keras model's input, in canonical layout."""
     for model in models:
-        for spec in getattr(model, "inputs", None) or []:
-            shape = (2, *spec.shape[1:])
-            if None not in shape:
-                x = np.zeros(shape, dtype=str(spec.dtype))
-                return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
+        shape = input_shape(model)
+        if shape is not None and None not in shape:
+            return np.zeros((2, *shape), dtype=str(model.inputs[0].dtype))
     raise ValueError("transfer_weights needs inputs=, an example batch (NCHW images, token ids), "
                      "to trace the models: neither is a functional Keras model with known inputs")
