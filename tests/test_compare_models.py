@@ -87,3 +87,13 @@ def test_bad_arguments_are_named_before_the_models_run(bad, message):
     arguments = {"inputs": x, "targets": y, "steps": 1} | bad(x, y)
     with pytest.raises(CompareError, match=message):
         compare_models(tm, km, **arguments)
+
+
+def test_the_table_columns_line_up_and_say_where_the_rest_is():
+    tm, km, x, y = mlp_pair()
+    lines = compare_models(tm, km, x, y, steps=3).table(max_rows=12).splitlines()
+    cells = [(line[:9].strip(), line[9:14].strip(), line[16:38].strip()) for line in lines[1:-1]]
+    assert [c for c in cells if c[0] == "loss"] == [("loss", str(s), "-") for s in range(3)]
+    assert {c[1] for c in cells if c[0] in ("forward", "gradient")} == {"-"}
+    assert lines[-1] == ("... 2 more rows not shown: table(max_rows=...) shows them, "
+                         "save(folder) writes them all to report.json")
