@@ -135,6 +135,16 @@ def test_weights_from_a_crossloop_file_and_the_command(tmp_path, capsys):
                                   params["0.weight"].transpose(2, 3, 1, 0))
 
 
+def test_the_keras_file_refuses_another_models_weights_naming_the_tensors(tmp_path):
+    keras_module = import_file(export.write(SPECS["strided"], tmp_path)[1])
+    other = nn.init_params(nn.Sequential((nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 7)),
+                                         input_shape=(4,)), 0, dtype="float64")
+    with pytest.raises(ValueError, match=r"missing \['6.weight', '6.bias'\], "
+                                         r"extra \['2.weight', '2.bias'\], shaped otherwise "
+                                         r"\['0.weight \(3, 4\) \(not \(4, 3, 3, 3\)\)'"):
+        keras_module.load_weights(keras_module.build_model("float64"), other)
+
+
 def test_a_layer_without_an_emitter_is_named():
     class Gelu:  # a layer type the exporter does not know
         pass

@@ -144,7 +144,19 @@ def _layout(name: str, model: keras.Model) -> str | tuple:
 
 def to_canonical(name: str, model: keras.Model, value: np.ndarray) -> np.ndarray:
     """Native layout -> canonical layout."""
-    layout = _layout(name, model)
+    return layout_to_canonical(_layout(name, model), value)
+
+
+def to_native(name: str, model: keras.Model, value: np.ndarray) -> np.ndarray:
+    """Canonical layout -> native layout."""
+    return layout_to_native(_layout(name, model), value)
+
+
+def layout_to_canonical(layout: str | tuple, value: np.ndarray) -> np.ndarray:
+    """A tensor kept in ``layout`` -> canonical layout. Layouts: ``"conv"`` (HWIO),
+    ``"dense"`` ((in, out)), ``("flat", C, H, W)`` (a dense kernel whose inputs are
+    a flattened (H, W, C) image), ``""`` (canonical already). The one place these
+    conversions are written: the tracer (tracing.py) uses them too."""
     if layout == "conv":                     # HWIO -> OIHW
         return value.transpose(3, 2, 0, 1)
     if layout == "dense":                    # (in, out) -> (out, in)
@@ -155,9 +167,8 @@ def to_canonical(name: str, model: keras.Model, value: np.ndarray) -> np.ndarray
     return value
 
 
-def to_native(name: str, model: keras.Model, value: np.ndarray) -> np.ndarray:
-    """Canonical layout -> native layout."""
-    layout = _layout(name, model)
+def layout_to_native(layout: str | tuple, value: np.ndarray) -> np.ndarray:
+    """Canonical layout -> a tensor kept in ``layout`` (see layout_to_canonical)."""
     if layout == "conv":                     # OIHW -> HWIO
         return value.transpose(2, 3, 1, 0)
     if layout == "dense":                    # (out, in) -> (in, out)

@@ -18,7 +18,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from crossloop.tracing import Arrays, LayerRecord
+from crossloop.tracing import ACTIVATIONS, Arrays, LayerRecord
+
+from .model import layout_to_canonical, layout_to_native
 
 L = keras.layers
 _KINDS: dict[type, str] = {
@@ -35,12 +37,22 @@ _RENAMES = {"batchnorm": {"gamma": "weight", "beta": "bias", "moving_mean": "run
 
 def kind_of(layer: keras.layers.Layer) -> str:
     if isinstance(layer, L.Activation):
-        name = getattr(layer.activation, "__name__", "")
-        return name if name in ("relu", "gelu", "softmax") else f"other:Activation({name})"
+        return activation_kind(layer.activation)
     for cls in type(layer).__mro__:
         if cls in _KINDS:
             return _KINDS[cls]
     return f"other:{type(layer).__name__}"
+
+
+def activation_kind(function: Any) -> str:
+    """The kind of a Keras activation function (an Activation layer's, or one fused
+    into a Dense or Conv2D)."""
+    name = _function_name(function)
+    return name if name in ACTIVATIONS else f"other:Activation({name})"
+
+
+def _function_name(function: Any) -> str:
+    return getattr(function, "__name__", "")
 
 
 def config_of(layer: keras.layers.Layer, kind: str, raw_input: np.ndarray | None) -> dict[str, Any]:
@@ -90,42 +102,65 @@ def leaves(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def trace_layers(model: keras.Model, x: Any, training: bool) -> list[LayerRecord]:
-    """One eager forward pass recording each leaf call in execution order."""
-    calls: list[tuple[keras.layers.Layer, Any, Any]] = []
+    """One eager forward pass recording each leaf call in execution order.
 
-    def wrap(layer: keras.layers.Layer):
+    A Dense or Conv2D with a fused ``activation`` gives two records, as the torch
+    port's Linear (or Conv2d) and activation module do: the layer's output before
+    the activation, then the activation's, named ``<layer> (fused <activation>)``.
+    So the layer pairs with torch's layer and the activation with torch's
+    activation, and a wrong fused activation is named where it is."""
+    calls: list[tuple[keras.layers.Layer, Any, Any, Any]] = []   # layer, fused or None, in, out
+
+    def wrap(layer: keras.layers.Layer, fused: Any):
         call = layer.call
 
         def traced(*args: Any, **kwargs: Any) -> Any:
             output = call(*args, **kwargs)
-            calls.append((layer, args[0] if args else None, output))
-            return output
+            calls.append((layer, None, args[0] if args else None, output))
+            if fused is None:
+                return output
+            activated = fused(output)   # the layer's own activation, held back during the trace
+            calls.append((layer, fused, output, activated))
+            return activated
         return traced
 
     wrapped = leaves(model)
+    fused = {id(layer): _fused_activation(layer) for layer in wrapped}
     for layer in wrapped:
-        object.__setattr__(layer, "call", wrap(layer))
+        object.__setattr__(layer, "call", wrap(layer, fused[id(layer)]))
+        if fused[id(layer)] is not None:
+            object.__setattr__(layer, "activation", keras.activations.linear)
     try:
         model(x, training=training)
     finally:
         for layer in wrapped:
             object.__delattr__(layer, "call")
-    records, seen, flat_from = [], set(), None
-    for layer, raw_in, raw_out in calls:
+            if fused[id(layer)] is not None:
+                object.__setattr__(layer, "activation", fused[id(layer)])
+    records, counts, flat_from = [], {}, None
+    for layer, activation, raw_in, raw_out in calls:
         raw_in, raw_out = _numpy(raw_in), _numpy(raw_out)
-        kind = kind_of(layer)
+        kind = kind_of(layer) if activation is None else activation_kind(activation)
         chw = flat_from if kind == "linear" else None   # a Dense right after a Flatten of images
-        first = id(layer) not in seen
-        seen.add(id(layer))
+        counts[id(layer)] = counts.get(id(layer), 0) + (activation is None)
+        first = counts[id(layer)] == 1 and activation is None   # a layer owns its tensors once
+        name = layer.name if counts[id(layer)] == 1 else f"{layer.name} (call {counts[id(layer)]})"
         params, to_canonical, to_native = _conversion(layer, kind, chw) if first else ((), dict, dict)
         flattened = _image_shape(raw_in) if kind == "flatten" else None
         records.append(LayerRecord(
-            layer.name if first else f"{layer.name} (again)", kind,
+            name if activation is None else f"{name} (fused {_function_name(activation)})", kind,
             {**config_of(layer, kind, raw_in), **({"flatten_from": chw} if chw else {})},
             params, to_canonical, to_native, _activation(raw_in, chw),
             _activation(raw_out, flattened)))
         flat_from = flattened
     return records
+
+
+def _fused_activation(layer: keras.layers.Layer) -> Any:
+    """The activation a Dense or Conv2D applies to its output, None when linear."""
+    activation = getattr(layer, "activation", None)
+    fused = kind_of(layer) in ("linear", "conv2d") and activation is not None
+    return activation if fused and activation is not keras.activations.linear else None
 
 
 def _image_shape(raw: np.ndarray | None) -> tuple[int, int, int] | None:
@@ -134,14 +169,14 @@ def _image_shape(raw: np.ndarray | None) -> tuple[int, int, int] | None:
 
 
 def _activation(raw: np.ndarray | None, flat_chw: tuple[int, int, int] | None) -> np.ndarray | None:
-    """An activation in canonical layout: NHWC -> NCHW; flattened H, W, C -> C, H, W."""
+    """An activation in canonical layout: NHWC -> NCHW; flattened H, W, C -> C, H, W
+    (its features permute as a flat kernel's input rows: the kernel's helper, transposed)."""
     if raw is None:
         return None
     if raw.ndim == 4:
         return raw.transpose(0, 3, 1, 2)
     if flat_chw is not None:
-        c, h, w = flat_chw
-        return raw.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(raw.shape[0], -1)
+        return layout_to_canonical(("flat", *flat_chw), raw.T)
     return raw
 
 
@@ -168,16 +203,8 @@ def _conversion(layer: keras.layers.Layer, kind: str, chw: tuple[int, int, int] 
 def _kernel(kind: str, value: np.ndarray, chw: tuple[int, int, int] | None,
             canonical: bool) -> np.ndarray:
     """A kernel between Keras and canonical layout (``canonical``: to canonical)."""
-    if kind == "conv2d":
-        return value.transpose(3, 2, 0, 1) if canonical else value.transpose(2, 3, 1, 0)
-    if kind != "linear":
-        return value
-    if chw is None:
-        return value.T
-    c, h, w = chw
-    if canonical:   # (HWC in, out) -> (out, CHW in)
-        return value.T.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(value.shape[1], -1)
-    return value.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(value.shape[0], -1).T
+    layout = {"conv2d": "conv", "linear": ("flat", *chw) if chw else "dense"}.get(kind, "")
+    return layout_to_canonical(layout, value) if canonical else layout_to_native(layout, value)
 
 
 def _attention(layer: keras.layers.MultiHeadAttention):

@@ -20,9 +20,9 @@ from crossloop.tracing import Arrays, LayerRecord
 _KINDS: dict[type, str] = {
     nn.Conv2d: "conv2d", nn.Linear: "linear", nn.BatchNorm1d: "batchnorm",
     nn.BatchNorm2d: "batchnorm", nn.LayerNorm: "layernorm", nn.Embedding: "embedding",
-    nn.MultiheadAttention: "attention", nn.ReLU: "relu", nn.GELU: "gelu", nn.Flatten: "flatten",
-    nn.ZeroPad2d: "pad", nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool",
-    nn.Dropout: "dropout", nn.Softmax: "softmax",
+    nn.MultiheadAttention: "attention", nn.ReLU: "relu", nn.GELU: "gelu", nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid", nn.SiLU: "silu", nn.Softmax: "softmax", nn.Flatten: "flatten",
+    nn.ZeroPad2d: "pad", nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.Dropout: "dropout",
 }
 _SKIPPED = ("num_batches_tracked",)
 

@@ -5,8 +5,8 @@ A backend's ``trace_layers(model, x, training)`` runs one forward pass and
 returns a :class:`LayerRecord` per call of a leaf layer, in execution order.
 Each record says what the layer is in crossloop's words (``kind``, a
 ``config`` in torch's conventions; kinds are ``conv2d``, ``linear``, ``batchnorm``,
-``layernorm``, ``embedding``, ``attention``, ``relu``, ``gelu``, ``flatten``,
-``pad``, ``maxpool``, ``avgpool``, ``dropout``, ``softmax``, ``add``, else
+``layernorm``, ``embedding``, ``attention``, the activations (``ACTIVATIONS``),
+``flatten``, ``pad``, ``maxpool``, ``avgpool``, ``dropout``, ``add``, else
 ``other:<class>``), which of the model's tensors it owns
 (``params``, native names), how those convert to canonical roles and back
 (torch's parameter names and layout: ``weight`` OIHW or (out, in),
@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
+# The activation kinds: a Keras activation fused into a Dense or Conv2D is traced as
+# a call of its own, so it pairs with the torch port's activation module.
+ACTIVATIONS = ("relu", "gelu", "tanh", "sigmoid", "silu", "softmax")
 
 
 @dataclass(eq=False)

@@ -14,6 +14,7 @@ function from a src layer's name to a dst layer's name -- says how they pair.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -69,6 +70,11 @@ def pair_layers(src: list[LayerRecord], dst: list[LayerRecord], src_tensors: Map
         pairs = list(zip(a, b))
     else:
         lookup = weight_map.get if isinstance(weight_map, Mapping) else weight_map
+        unknown = [name for name in weight_map if name not in {r.name for r in a}] \
+            if isinstance(weight_map, Mapping) else []
+        if unknown:
+            raise PairingError(_ask(f"the map names {unknown[0]!r}, which is not a layer with "
+                                    "tensors of the first model", a, b, src_tensors, dst_tensors))
         by_name = {r.name: r for r in b}
         pairs = []
         for record in a:
@@ -86,6 +92,13 @@ def pair_layers(src: list[LayerRecord], dst: list[LayerRecord], src_tensors: Map
                                     f"of different canonical shapes: {s.shapes(src_tensors)} vs "
                                     f"{d.shapes(dst_tensors)}", a, b, src_tensors, dst_tensors))
     return pairs
+
+
+def unpaired(records: list[LayerRecord], pairs: Pairs, side: int) -> list[str]:
+    """The names of the layers with tensors among ``records`` that no pair holds on
+    ``side`` (0: the first model's, 1: the second's): a map left them out."""
+    paired = {id(pair[side]) for pair in pairs}
+    return [r.name for r in parametric(records) if id(r) not in paired]
 
 
 def layer_table(a: list[LayerRecord], b: list[LayerRecord], a_tensors: Mapping[str, Any],
@@ -120,13 +133,19 @@ def transfer_weights(src: Any, dst: Any, weight_map: WeightMap = "auto", *,
     for the tracing forward pass; it may be left out when ``dst`` or ``src`` is a
     functional Keras model (its inputs say their shape). Raises
     :class:`PairingError` with a table of both models' layers when the layers
-    cannot be paired as asked.
+    cannot be paired as asked. A map may leave layers out on purpose (their weights
+    set otherwise); a warning names the ``dst`` layers it leaves without weights.
     """
     if inputs is None:
         inputs = _example_input(src, dst)
-    _, src_records, src_tensors = trace(src, inputs)
+    src_backend, src_records, src_tensors = trace(src, inputs)
     dst_backend, dst_records, dst_tensors = trace(dst, inputs)
     pairs = pair_layers(src_records, dst_records, src_tensors, dst_tensors, weight_map)
+    left = unpaired(dst_records, pairs, 1)
+    if left:
+        warnings.warn(f"transfer_weights: the weight_map pairs no {src_backend.name} layer with "
+                      f"{', '.join(map(repr, left))} of the {dst_backend.name} model, which keep "
+                      "the weights they had; map them to transfer theirs", UserWarning, stacklevel=2)
     new = dict(dst_tensors)
     for s, d in pairs:
         for name, value in d.to_native(s.canonical(src_tensors)).items():
@@ -135,13 +154,20 @@ def transfer_weights(src: Any, dst: Any, weight_map: WeightMap = "auto", *,
     return pairs
 
 
+def input_shape(model: Any) -> tuple[int | None, ...] | None:
+    """A functional Keras model's per-sample input shape in canonical layout (an
+    image's (H, W, C) as (C, H, W)); None where the model does not say it."""
+    for spec in getattr(model, "inputs", None) or []:
+        shape = tuple(spec.shape[1:])
+        return (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+    return None
+
+
 def _example_input(*models: Any) -> np.ndarray:
-    """A zero batch shaped like a functional Keras model's input (NHWC -> NCHW)."""
+    """A zero batch shaped like a functional Keras model's input, in canonical layout."""
     for model in models:
-        for spec in getattr(model, "inputs", None) or []:
-            shape = (2, *spec.shape[1:])
-            if None not in shape:
-                x = np.zeros(shape, dtype=str(spec.dtype))
-                return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
+        shape = input_shape(model)
+        if shape is not None and None not in shape:
+            return np.zeros((2, *shape), dtype=str(model.inputs[0].dtype))
     raise ValueError("transfer_weights needs inputs=, an example batch (NCHW images, token ids), "
                      "to trace the models: neither is a functional Keras model with known inputs")

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         print(exc)
         raise PairingError("cannot pair the two models' layers (table above): give --weight-map "
                            "FILE.json with {torch layer: Keras layer}") from None
-    print(report.table(args.rows))
+    print(report.table(args.rows, rest=f"in {os.path.join(args.out, 'report.json')} "
+                                       "(--rows shows more here)"))
     print(report.summary())
     paths = report.save(args.out, plot=not args.no_plot)
     print(f"wrote {', '.join(str(p) for p in paths)} ({report.seconds:.1f}s)")

@@ -2,7 +2,7 @@
 (outputs, gradients) and step by step (weights), naming the first layer where the
 port goes wrong and, where the two layers' settings or numbers tell, why.
 
-    run      compare_models, align
+    run      compare_models, align, CompareError
     report   ModelReport, Row, TOLERANCES: the record, verdict, table, JSON, plot
     causes   what a divergence's settings, weights or numbers point to
 
@@ -11,6 +11,6 @@ port goes wrong and, where the two layers' settings or numbers tell, why.
 """
 
 from .report import TOLERANCES, ModelReport, Row
-from .run import align, compare_models
+from .run import CompareError, align, compare_models
 
-__all__ = ["TOLERANCES", "ModelReport", "Row", "align", "compare_models"]
+__all__ = ["TOLERANCES", "CompareError", "ModelReport", "Row", "align", "compare_models"]

@@ -16,6 +16,8 @@ def layer_causes(t: LayerRecord, k: LayerRecord, tensor: str = "") -> list[str]:
     """Settings of a paired torch and Keras layer that make them compute differently
     (``tensor``: the pair's first diverging tensor, where that tells more)."""
     tc, kc = t.config, k.config
+    if t.kind != k.kind:
+        return [f"torch's {t.name} computes {t.kind}, Keras's {k.name} {k.kind}"]
     if t.kind == "batchnorm" and (tc["momentum"], tc["eps"]) != (kc["momentum"], kc["eps"]):
         return [f"BatchNorm: {tc['native']}, {kc['native']} (torch counts momentum on the new "
                 "batch: Keras momentum = 1 - torch momentum)"]

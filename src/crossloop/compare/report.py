@@ -90,17 +90,23 @@ class ModelReport:
                 f"steps; max diff per phase: {counts}")
         return text + "".join(f"\n  likely cause: {c}" for c in self.causes)
 
-    def table(self, max_rows: int = 40) -> str:
+    def table(self, max_rows: int = 40, rest: str = "") -> str:
+        """The rows, at most ``max_rows``; ``rest`` says where the others are (the
+        command line: the report.json it writes), by default how to get them. A cell
+        with nothing to say holds ``-``, so every column reads alike."""
         rows = [r for r in self.rows if r.phase not in ("start", "weights") or not r.ok
                  or r.step == self.steps - 1]   # weights: the last step, and failures
         first = self.first_divergence
         lines = [f"{'phase':<9}{'step':>5}  {'torch':<22}{'keras':<24}{'tensor':<16}{'diff':>10}  "]
         for r in rows[:max_rows]:
             mark = " <- first" if r is first else (" !" if not r.ok else "")
-            lines.append(f"{r.phase:<9}{'' if r.step is None else r.step:>5}  {r.torch[:21]:<22}"
-                         f"{r.keras[:23]:<24}{r.tensor[:15]:<16}{r.diff:>10.2e}{mark}")
+            step, t, k = ("-" if v in (None, "") else v for v in (r.step, r.torch, r.keras))
+            lines.append(f"{r.phase:<9}{step:>5}  {t[:21]:<22}{k[:23]:<24}{r.tensor[:15]:<16}"
+                         f"{r.diff:>10.2e}{mark}")
         if len(rows) > max_rows:
-            lines.append(f"... {len(rows) - max_rows} more rows in report.json")
+            lines.append(f"... {len(rows) - max_rows} more rows " + (rest or (
+                "not shown: table(max_rows=...) shows them, save(folder) writes them all to "
+                "report.json")))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,8 +18,18 @@ from typing import Any
 import numpy as np
 
 from .. import losses, native, optim
-from ..tracing import LayerRecord
-from ..transfer import Pairs, WeightMap, backend_for, pair_layers, trace, transfer_weights
+from ..errors import InputError
+from ..tracing import ACTIVATIONS, LayerRecord
+from ..transfer import (
+    Pairs,
+    WeightMap,
+    backend_for,
+    input_shape,
+    pair_layers,
+    trace,
+    transfer_weights,
+    unpaired,
+)
 from .causes import layer_causes, optimizer_causes, weight_causes
 from .report import TOLERANCES, ModelReport, Row, diff
 
@@ -39,6 +49,8 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
     instances. ``tolerance`` bounds max |torch - keras| / max(1, max |torch|)
     (default 1e-10 in float64, 1e-4 in float32). The models are changed: the
     weights transferred, BatchNorm statistics updated, ``steps`` steps trained.
+    Raises :class:`CompareError` naming the argument when ``inputs`` does not fit the
+    Keras model's input, ``targets`` has another batch size or ``steps`` is negative.
     """
     started = time.perf_counter()
     tb, kb = backend_for(torch_model), backend_for(keras_model)
@@ -50,7 +62,7 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
         if own != dtype:
             raise native.NativeModelError(f"the {backend.name} model's parameters are {own}, not "
                                           f"{dtype}: build both models in the dtype compared")
-    x = np.asarray(inputs)
+    x = _checked_inputs(keras_model, inputs, targets, steps)
     x = x.astype(dtype) if x.dtype.kind == "f" else x
     report = ModelReport(dtype, tolerance if tolerance is not None else TOLERANCES[dtype], steps)
     if weight_map is not None:
@@ -86,14 +98,48 @@ def compare_models(torch_model: Any, keras_model: Any, inputs: np.ndarray,
         report.rows += _weight_rows(report, "weights", pairs, tb.get_params(torch_model),
                                     kb.get_params(keras_model), step)
     report.causes = _causes(report, aligned, t_start, k_start, t_opt, k_opt)
+    left = [f"{side} {', '.join(names)}" for side, names in
+            (("torch's", unpaired(t_records, pairs, 0)), ("Keras's", unpaired(k_records, pairs, 1)))
+            if names]
+    if left and not report.passed:
+        report.causes.insert(0, f"the weight_map leaves out {' and '.join(left)}: no weights "
+                                "were transferred between them")
     report.seconds = time.perf_counter() - started
     return report
+
+
+class CompareError(InputError, ValueError):
+    """An argument of compare_models it cannot compare with; the message names it."""
+
+
+def _checked_inputs(keras_model: Any, inputs: Any, targets: Any, steps: Any) -> np.ndarray:
+    """``inputs`` as an array, once it, ``targets`` and ``steps`` are fit to compare
+    with: checked here, where a mistake can be named, not deep in a framework."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise CompareError(f"steps must be a whole number of training steps, 0 or more; "
+                           f"got {steps!r}")
+    if inputs is None:
+        raise CompareError("inputs is None: pass one batch, an array (N, ...) in canonical "
+                           "layout (NCHW images, token ids)")
+    x = np.asarray(inputs)
+    expected = input_shape(keras_model)
+    if x.ndim == 0 or expected is not None and (len(expected) != x.ndim - 1 or any(
+            e not in (None, n) for e, n in zip(expected, x.shape[1:]))):
+        wanted = "one batch (N, ...)" if expected is None else \
+            f"(N, {', '.join('any' if e is None else str(e) for e in expected)})"
+        raise CompareError(f"inputs has shape {x.shape}; the Keras model takes {wanted} "
+                           "in canonical layout (NCHW images)")
+    if targets is not None and np.shape(targets)[:1] != x.shape[:1]:
+        raise CompareError(f"targets has shape {np.shape(targets)}, inputs {x.shape}: give one "
+                           f"target per input row, {x.shape[0]} in all")
+    return x
 
 
 def align(t_records: list[LayerRecord], k_records: list[LayerRecord], pairs: Pairs) -> Pairs:
     """Every layer call of one model paired with one of the other, in the torch model's
     order: the parametric pairs, and between two of them that run in the same order
-    in both models, the other calls matched by kind."""
+    in both models, the other calls matched by kind -- and activations where the
+    kinds differ, one for one (a port's wrong activation is compared, so named)."""
     out: Pairs = []
     ti = ki = 0
     for t, k in [*pairs, (None, None)]:
@@ -102,8 +148,10 @@ def align(t_records: list[LayerRecord], k_records: list[LayerRecord], pairs: Pai
         if k_end >= ki:   # in order: match what runs between this pair and the last
             a, b = t_records[ti:t_end], k_records[ki:k_end]
             kinds = SequenceMatcher(None, [r.kind for r in a], [r.kind for r in b], autojunk=False)
-            for block in kinds.get_matching_blocks():
-                out += [(a[block.a + i], b[block.b + i]) for i in range(block.size)]
+            for tag, i, i_end, j, j_end in kinds.get_opcodes():
+                if tag == "equal" or (tag == "replace" and i_end - i == j_end - j and all(
+                        r.kind in ACTIVATIONS for r in (*a[i:i_end], *b[j:j_end]))):
+                    out += list(zip(a[i:i_end], b[j:j_end]))
             ki = k_end + 1
         if t is not None:
             out.append((t, k))
@@ -118,7 +166,8 @@ def _forward_rows(report: ModelReport, aligned: Pairs) -> list[Row]:
         shapes = "" if np.shape(t.output) == np.shape(k.output) else \
             f"output shapes {np.shape(t.output)} vs {np.shape(k.output)}"
         in_diff = diff(t.input, k.input) if np.shape(t.input) == np.shape(k.input) else None
-        rows.append(Row("forward", t.name, k.name, t.kind, value, value <= report.tolerance,
+        kind = t.kind if t.kind == k.kind else f"{t.kind}/{k.kind}"
+        rows.append(Row("forward", t.name, k.name, kind, value, value <= report.tolerance,
                         input_diff=in_diff, note=shapes))
     return rows
 

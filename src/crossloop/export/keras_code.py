@@ -67,6 +67,7 @@ def keras_source(spec: nn.Sequential) -> str:
         input_dtype, example_dtype = "dtype", "float32"
     example = f'np.zeros(({", ".join(map(str, (2, *input_shape)))}), "{example_dtype}")'
     classes = "".join(source + "\n\n" for source in helpers(found, 1))
+    weights = "".join(f'\n    "{name}": {shape},' for name, shape in spec.param_shapes().items())
     return f'''"""The crossloop model spec {spec.name!r} as a plain Keras model.
 
 {wrap(f"Written by `crossloop export`; it needs only Keras. Inputs are {layout_}, "
@@ -80,6 +81,11 @@ import keras
 from keras import layers
 
 
+# The weights load_weights takes: canonical (torch) name -> shape in torch's layout.
+WEIGHTS = {{{weights}
+}}
+
+
 {classes}def build_model(dtype: str = "float32") -> keras.Model:
     """The layers in order; shapes are per sample, as Keras holds them."""
     inputs = keras.Input(shape={input_shape}, dtype={input_dtype})
@@ -89,7 +95,16 @@ from keras import layers
 
 def load_weights(model: keras.Model, state) -> keras.Model:
     """Load crossloop weights: a mapping of canonical (torch) names to arrays in torch's
-    layout, e.g. safetensors.numpy.load_file(path) of a file from crossloop.save_params."""
+    layout, e.g. safetensors.numpy.load_file(path) of a file from crossloop.save_params.
+    Raises ValueError naming the tensors missing, extra or of another shape."""
+    missing = [name for name in WEIGHTS if name not in state]
+    extra = [name for name in state if name not in WEIGHTS]
+    reshaped = [f"{{name}} {{tuple(state[name].shape)}} (not {{shape}})"
+                for name, shape in WEIGHTS.items()
+                if name in state and tuple(state[name].shape) != shape]
+    if missing or extra or reshaped:
+        raise ValueError(f"these are not this model's weights: missing {{missing}}, extra {{extra}}, "
+                         f"shaped otherwise {{reshaped}}; pass the weights of the model exported here")
 {layout([Line(1, line) for line in loads]) or "    pass"}
     return model
 
