@@ -124,7 +124,8 @@ class DataParallelBackend(TensorFlowBackend):
 
     # -- the steps: strategy.run on each replica's slice --------------------------------
     def train_step(self, model: keras.Model, optimizer: NativeOptimizer, loss: losses.Loss,
-                   metrics: Metrics, x: tf.Tensor, y: tf.Tensor):
+                   metrics: Metrics, x: tf.Tensor,
+                   y: tf.Tensor) -> tuple[keras.Model, NativeOptimizer, Metrics]:
         def replica_step(x, y):
             x, y, share = self._part(x, y)
             _, logits, grads = self._weighted_gradients(model, loss, x, y, share)

@@ -34,6 +34,9 @@ _RENAMES = {"batchnorm": {"gamma": "weight", "beta": "bias", "moving_mean": "run
 
 
 def kind_of(layer: keras.layers.Layer) -> str:
+    """The layer's kind in crossloop's words (``crossloop.tracing``), found through its
+    class's bases so a subclass keeps its parent's kind; an ``Activation`` by its
+    function (relu, gelu, softmax); ``other:<class>`` when unknown."""
     if isinstance(layer, L.Activation):
         name = getattr(layer.activation, "__name__", "")
         return name if name in ("relu", "gelu", "softmax") else f"other:Activation({name})"
