@@ -166,7 +166,7 @@ class DataParallelBackend(TensorFlowBackend):
         replica = tf.get_static_value(context.replica_id_in_sync_group)
         n = x.shape[0]
         mine = distributed.part(n, int(replica), self.replicas)
-        return x[mine], y[mine], (mine.stop - mine.start) / n
+        return x[mine], y[mine], distributed.loss_share(mine.stop - mine.start, n)
 
     # -- agreeing on a stop ---------------------------------------------------------
     def agree_on_signal(self, signal_name: str | None) -> str | None:
