@@ -171,6 +171,7 @@ class TorchBackend(BaseBackend):
         optimizers.set_state(optimizer, self._optimized_table(model),
                              {key: torch.from_numpy(value) for key, value in state.items()}, step)
 
+    # -- torch-only helpers (no TensorFlow twin) -------------------------------
     def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:
         """``model.parameters()``, listed once per model: walking the module tree
         on every step costs more than a small model's optimizer update."""
