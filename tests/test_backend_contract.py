@@ -160,3 +160,16 @@ def test_grad_norm_metric_is_the_global_norm_before_clipping(backend):
     sums = backend.metric_sums(m)
     restored = backend.set_metric_sums(backend.metrics(grad_norm=True), sums)
     assert backend.metric_results(restored) == backend.metric_results(m)
+
+
+def test_metric_sums_of_older_checkpoints_and_regression_runs_round_trip(backend):
+    # Checkpoints from before token and regression metrics hold no labels, abs_error_sum
+    # or values: the labels are the samples, and there is no mae.
+    old = backend.set_metric_sums(backend.metrics(), {"loss_sum": 2.0, "correct": 1, "count": 4})
+    assert backend.metric_results(old) == {"loss": 0.5, "accuracy": 0.25, "count": 4}
+    assert backend.metric_sums(old) == {"loss_sum": 2.0, "correct": 1, "labels": 4, "count": 4}
+    regression = {"loss_sum": 2.0, "correct": 0, "labels": 0, "count": 4, "abs_error_sum": 2.0,
+                  "values": 8}
+    restored = backend.set_metric_sums(backend.metrics(), regression)
+    assert backend.metric_sums(restored) == regression
+    assert backend.metric_results(restored)["mae"] == 0.25

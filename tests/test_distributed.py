@@ -19,7 +19,7 @@ import pytest
 
 from crossloop import checkpoint
 from crossloop.backend import BackendError
-from crossloop.distributed import World, agreed_signal, loss_weight, part, signal_flags
+from crossloop.distributed import World, agreed_signal, loss_share, loss_weight, part, signal_flags
 from crossloop.launch import Outcome, launch, rank_environments
 
 WORKER = str(Path(__file__).with_name("distributed_worker.py"))
@@ -48,13 +48,15 @@ def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 # -- the parts of a global batch ---------------------------------------------------
 @pytest.mark.parametrize("n, replicas", [(64, 2), (9, 2), (10, 3), (3, 3)])
-def test_parts_cover_the_batch_in_order_and_weights_average_to_one(n, replicas):
+def test_parts_cover_the_batch_in_order_weights_average_and_shares_sum_to_one(n, replicas):
     parts = [part(n, r, replicas) for r in range(replicas)]
     assert [i for p in parts for i in range(n)[p]] == list(range(n))
     sizes = [p.stop - p.start for p in parts]
     assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
     weights = [loss_weight(s, n, replicas) for s in sizes]
     assert np.isclose(np.mean(weights), 1.0)
+    shares = [loss_share(s, n) for s in sizes]  # TensorFlow sums the replicas' gradients
+    assert np.isclose(sum(shares), 1.0)
 
 
 def test_a_replica_without_a_sample_is_refused():

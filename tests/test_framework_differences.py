@@ -209,6 +209,15 @@ def test_gradient_clipping_global_norm_epsilon_and_per_tensor_clipnorm():
     # crossloop: a clip norm small enough to clip at every step (and not exact in float32)
     report = agree(optim.SGD(0.1, momentum=0.9, clip_norm=0.05))
     assert min(r.grad_norm[0] for r in report.steps) > 0.05
+    # the TensorFlow backend's rule, directly: torch's, in float64, with 0.05 not rounded
+    # to float32 (which would part them by 1.5e-8 relative)
+    from crossloop_tensorflow import optimizers as tf_optimizers
+    for t, g in zip(tensors, grads):
+        t.grad = torch.tensor(g)
+    torch.nn.utils.clip_grad_norm_(tensors, 0.05)
+    ours = tf_optimizers.clip_by_global_norm([tf.constant(g) for g in grads], 0.05)
+    np.testing.assert_allclose(np.concatenate([g.numpy() for g in ours]),
+                               np.concatenate([t.grad.numpy() for t in tensors]), rtol=1e-13)
 
 
 # -- 10-13. layers, randomness, precision, losses --------------------------------------
@@ -301,6 +310,15 @@ def test_hyperparameters_are_not_rounded_to_float32():
     assert k[0] == -float(np.float32(0.1)) != -0.1  # Keras's lr variable is float32
     # neither 0.1, 0.9 nor 0.05 is exact in float32; float64 runs still agree to 1e-10
     agree(optim.SGD(0.1, momentum=0.9, clip_norm=0.05))
+    # and directly: the TensorFlow backend's learning rate is a float64 variable, and the
+    # hyperparameters reach a float64 update unrounded (rounding them to float32 leaves
+    # the parity run above only 2-3x over its tolerance)
+    backend = get_backend("tensorflow", device="cpu")
+    model = backend.build_model(SMALL, nn.init_params(SMALL, 0, dtype="float64"), "float64")
+    native = backend.build_optimizer(optim.SGD(0.1, momentum=0.9), model).native
+    assert native.lr_variable.dtype == tf.float64 and native.learning_rate.numpy() == 0.1
+    lr, mu = native._scalars(model.trainable_variables[0], native.learning_rate, 0.9)
+    assert (lr.dtype, lr.numpy(), mu.numpy()) == (tf.float64, 0.1, 0.9)
 
 
 # -- 15-17. RMSprop, Adagrad, Adadelta ----------------------------------------------
@@ -411,6 +429,7 @@ def keras_bn(x: np.ndarray, **kwargs) -> keras.layers.BatchNormalization:
 def test_batchnorm_momentum_convention(pair):
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4))
     assert torch.nn.BatchNorm1d(4).momentum == 0.1 and keras.layers.BatchNormalization().momentum == 0.99
+    assert nn.BatchNorm1d(4).momentum == nn.BatchNorm2d(4).momentum == 0.1  # crossloop's: torch's
     bn = torch.nn.BatchNorm1d(4, momentum=0.9).double()
     bn(torch.from_numpy(x))
     layer = keras_bn(x, momentum=0.9)
@@ -421,12 +440,14 @@ def test_batchnorm_momentum_convention(pair):
 
 def test_batchnorm_eps(pair):
     assert torch.nn.BatchNorm2d(3).eps == 1e-5
+    assert nn.BatchNorm1d(3).eps == nn.BatchNorm2d(3).eps == 1e-5  # crossloop's: torch's
     assert keras.layers.BatchNormalization().epsilon == 1e-3
     agree(optim.SGD(0.1), BN_SPEC)
 
 
 def test_layernorm_eps(pair):
     assert torch.nn.LayerNorm(3).eps == 1e-5
+    assert nn.LayerNorm(8).eps == 1e-5  # crossloop's: torch's
     assert keras.layers.LayerNormalization().epsilon == 1e-3
     x = np.random.default_rng(0).normal(0, 0.01, size=(4, 8))  # variance ~1e-4: eps matters
     torch_ln = F.layer_norm(torch.from_numpy(x), (8,)).numpy()

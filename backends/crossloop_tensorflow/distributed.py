@@ -124,7 +124,8 @@ class DataParallelBackend(TensorFlowBackend):
 
     # -- the steps: strategy.run on each replica's slice --------------------------------
     def train_step(self, model: keras.Model, optimizer: NativeOptimizer, loss: losses.Loss,
-                   metrics: Metrics, x: tf.Tensor, y: tf.Tensor):
+                   metrics: Metrics, x: tf.Tensor,
+                   y: tf.Tensor) -> tuple[keras.Model, NativeOptimizer, Metrics]:
         def replica_step(x, y):
             x, y, share = self._part(x, y)
             _, logits, grads = self._weighted_gradients(model, loss, x, y, share)
@@ -165,7 +166,7 @@ class DataParallelBackend(TensorFlowBackend):
         replica = tf.get_static_value(context.replica_id_in_sync_group)
         n = x.shape[0]
         mine = distributed.part(n, int(replica), self.replicas)
-        return x[mine], y[mine], (mine.stop - mine.start) / n
+        return x[mine], y[mine], distributed.loss_share(mine.stop - mine.start, n)
 
     # -- agreeing on a stop ---------------------------------------------------------
     def agree_on_signal(self, signal_name: str | None) -> str | None:

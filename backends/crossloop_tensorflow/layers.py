@@ -66,16 +66,18 @@ class BatchNorm(keras.layers.Layer):
     update ``running = (1 - momentum) * running + momentum * batch`` with the
     *unbiased* one; in evaluation use the running statistics. ``channel_axis`` is the
     channel axis of the native activation (-1 for NHWC and (N, C), 1 for (N, C, L)).
-    With ``synchronized`` the statistics are those of all replicas of a
-    ``tf.distribute`` strategy together (sums, sums of squares and counts all-reduced
-    in the replica context, whose gradient is again an all-reduce), as Keras's
-    ``BatchNormalization(synchronized=True)`` does. (Keras's BatchNormalization:
-    momentum on the old value, 0.99, eps 1e-3, biased running variance.)"""
+    With ``synchronized`` (set by the data-parallel backend's ``sync_batchnorm``) the
+    statistics are those of all replicas of a ``tf.distribute`` strategy together
+    (sums, sums of squares and counts all-reduced in the replica context, whose
+    gradient is again an all-reduce), as Keras's ``BatchNormalization(synchronized=True)``
+    does. (Keras's BatchNormalization: momentum on the old value, 0.99, eps 1e-3,
+    biased running variance.)"""
 
-    def __init__(self, spec: nn.BatchNorm1d | nn.BatchNorm2d, channel_axis: int,
-                 synchronized: bool = False, **kwargs):
+    synchronized = False  # each replica's own statistics, as Keras's default
+
+    def __init__(self, spec: nn.BatchNorm1d | nn.BatchNorm2d, channel_axis: int, **kwargs):
         super().__init__(**kwargs)
-        self.spec, self.channel_axis, self.synchronized = spec, channel_axis, synchronized
+        self.spec, self.channel_axis = spec, channel_axis
 
     def build(self, input_shape: tuple) -> None:
         c = (self.spec.num_features,)

@@ -42,12 +42,18 @@ class Metrics:
             self.values.assign_add(tf.size(y, out_type=tf.int64))
         self.count.assign_add(n)
 
+    def _running(self) -> dict[str, float | None]:
+        """Every running sum as a Python number, named as ``crossloop.metrics.results``
+        takes them (``grad_norm_sum`` None unless tracked)."""
+        return {"loss_sum": float(self.loss_sum.numpy()), "correct": int(self.correct.numpy()),
+                "labels": int(self.labels.numpy()), "count": int(self.count.numpy()),
+                "grad_norm_sum": (None if self.grad_norm_sum is None
+                                  else float(self.grad_norm_sum.numpy())),
+                "steps": int(self.steps.numpy()), "abs_error_sum": float(self.abs_error_sum.numpy()),
+                "values": int(self.values.numpy())}
+
     def results(self) -> dict[str, float]:
-        grad_norm_sum = None if self.grad_norm_sum is None else float(self.grad_norm_sum.numpy())
-        return metrics.results(float(self.loss_sum.numpy()), float(self.correct.numpy()),
-                               int(self.labels.numpy()), int(self.count.numpy()), grad_norm_sum,
-                               int(self.steps.numpy()), float(self.abs_error_sum.numpy()),
-                               int(self.values.numpy()))
+        return metrics.results(**self._running())
 
     def reset(self) -> None:
         for variable in (self.loss_sum, self.correct, self.labels, self.count, self.steps,
@@ -56,23 +62,17 @@ class Metrics:
                 variable.assign(tf.zeros_like(variable))
 
     def sums(self) -> dict[str, float]:
-        """The raw running sums, exactly (for checkpoints)."""
-        sums = {"loss_sum": float(self.loss_sum.numpy()), "correct": int(self.correct.numpy()),
-                "labels": int(self.labels.numpy()), "count": int(self.count.numpy())}
-        if self.grad_norm_sum is not None:
-            sums.update(grad_norm_sum=float(self.grad_norm_sum.numpy()), steps=int(self.steps.numpy()))
-        if self.values.numpy():
-            sums.update(abs_error_sum=float(self.abs_error_sum.numpy()),
-                        values=int(self.values.numpy()))
-        return sums
+        """The raw running sums, exactly (for checkpoints: ``crossloop.metrics.checkpoint_sums``)."""
+        return metrics.checkpoint_sums(self._running())
 
     def load_sums(self, sums: dict[str, float]) -> None:
-        self.loss_sum.assign(sums["loss_sum"])
-        self.correct.assign(int(sums["correct"]))
-        self.count.assign(int(sums["count"]))
-        self.labels.assign(int(sums.get("labels", sums["count"])))  # older checkpoints: class labels only
-        self.abs_error_sum.assign(sums.get("abs_error_sum", 0.0))
-        self.values.assign(int(sums.get("values", 0)))
-        if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
-            self.grad_norm_sum.assign(sums["grad_norm_sum"])
-            self.steps.assign(int(sums["steps"]))
+        restored = metrics.restored_sums(sums)  # older checkpoints' missing keys filled in
+        self.loss_sum.assign(restored["loss_sum"])
+        self.correct.assign(restored["correct"])
+        self.labels.assign(restored["labels"])
+        self.count.assign(restored["count"])
+        self.abs_error_sum.assign(restored["abs_error_sum"])
+        self.values.assign(restored["values"])
+        if self.grad_norm_sum is not None and restored["grad_norm_sum"] is not None:
+            self.grad_norm_sum.assign(restored["grad_norm_sum"])
+            self.steps.assign(restored["steps"])

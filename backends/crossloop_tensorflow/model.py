@@ -119,7 +119,6 @@ def build(spec: nn.Sequential, dtype: str) -> keras.Model:
             name = f"{path}.{local}"
             table[name] = (getattr(owner, attr), ("flat", *flat[path]) if path in flat
                            and layout == "dense" else layout)
-    model.crossloop_spec = spec
     model.crossloop_table = {name: table[name] for name in spec.param_shapes()}
     return model
 

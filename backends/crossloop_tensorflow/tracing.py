@@ -36,6 +36,9 @@ _RENAMES = {"batchnorm": {"gamma": "weight", "beta": "bias", "moving_mean": "run
 
 
 def kind_of(layer: keras.layers.Layer) -> str:
+    """The layer's kind in crossloop's words (``crossloop.tracing``), found through its
+    class's bases so a subclass keeps its parent's kind; an ``Activation`` by its
+    function (relu, gelu, softmax); ``other:<class>`` when unknown."""
     if isinstance(layer, L.Activation):
         return activation_kind(layer.activation)
     for cls in type(layer).__mro__:

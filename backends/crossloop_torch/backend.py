@@ -170,6 +170,7 @@ class TorchBackend(BaseBackend):
             return native_lib.set_state(optimizer, model, state)
         optimizers.set_state(optimizer, self._optimized_table(model), state, step)
 
+    # -- torch-only helpers (no TensorFlow twin) -------------------------------
     def _parameters(self, model: torch.nn.Module) -> tuple[torch.nn.Parameter, ...]:
         """``model.parameters()``, listed once per model: walking the module tree
         on every step costs more than a small model's optimizer update."""

@@ -93,7 +93,8 @@ class DataParallelBackend(TorchBackend):
 
     # -- the step: this replica's slice, weighted by its share --------------------
     def train_step(self, model: torch.nn.Module, optimizer: NativeOptimizer, loss: losses.Loss,
-                   metrics: Metrics, x: torch.Tensor, y: torch.Tensor):
+                   metrics: Metrics, x: torch.Tensor,
+                   y: torch.Tensor) -> tuple[torch.nn.Module, NativeOptimizer, Metrics]:
         x, y, self._weight = self._part(x, y)
         try:
             return super().train_step(model, optimizer, loss, metrics, x, y)

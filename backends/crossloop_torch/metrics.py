@@ -38,10 +38,16 @@ class Metrics:
             self.values += y.numel()
         self.count += n
 
+    def _running(self) -> dict[str, float | None]:
+        """Every running sum as a Python number, named as ``crossloop.metrics.results``
+        takes them (``grad_norm_sum`` None unless tracked)."""
+        return {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(),
+                "labels": self.labels, "count": self.count,
+                "grad_norm_sum": None if self.grad_norm_sum is None else self.grad_norm_sum.item(),
+                "steps": self.steps, "abs_error_sum": self.abs_error_sum.item(), "values": self.values}
+
     def results(self) -> dict[str, float]:
-        grad_norm_sum = None if self.grad_norm_sum is None else self.grad_norm_sum.item()
-        return metrics.results(self.loss_sum.item(), self.correct.item(), self.labels, self.count,
-                               grad_norm_sum, self.steps, self.abs_error_sum.item(), self.values)
+        return metrics.results(**self._running())
 
     def reset(self) -> None:
         self.loss_sum.zero_()
@@ -52,22 +58,16 @@ class Metrics:
             self.grad_norm_sum.zero_()
 
     def sums(self) -> dict[str, float]:
-        """The raw running sums, exactly (for checkpoints)."""
-        sums = {"loss_sum": self.loss_sum.item(), "correct": self.correct.item(),
-                "labels": self.labels, "count": self.count}
-        if self.grad_norm_sum is not None:
-            sums.update(grad_norm_sum=self.grad_norm_sum.item(), steps=self.steps)
-        if self.values:
-            sums.update(abs_error_sum=self.abs_error_sum.item(), values=self.values)
-        return sums
+        """The raw running sums, exactly (for checkpoints: ``crossloop.metrics.checkpoint_sums``)."""
+        return metrics.checkpoint_sums(self._running())
 
     def load_sums(self, sums: dict[str, float]) -> None:
-        self.loss_sum.fill_(sums["loss_sum"])
-        self.correct.fill_(int(sums["correct"]))
-        self.count = int(sums["count"])
-        self.labels = int(sums.get("labels", self.count))  # older checkpoints: class labels only
-        self.abs_error_sum.fill_(sums.get("abs_error_sum", 0.0))
-        self.values = int(sums.get("values", 0))
-        if self.grad_norm_sum is not None and "grad_norm_sum" in sums:
-            self.grad_norm_sum.fill_(sums["grad_norm_sum"])
-            self.steps = int(sums["steps"])
+        restored = metrics.restored_sums(sums)  # older checkpoints' missing keys filled in
+        self.loss_sum.fill_(restored["loss_sum"])
+        self.correct.fill_(restored["correct"])
+        self.labels, self.count = restored["labels"], restored["count"]
+        self.abs_error_sum.fill_(restored["abs_error_sum"])
+        self.values = restored["values"]
+        if self.grad_norm_sum is not None and restored["grad_norm_sum"] is not None:
+            self.grad_norm_sum.fill_(restored["grad_norm_sum"])
+            self.steps = restored["steps"]

@@ -28,6 +28,8 @@ _SKIPPED = ("num_batches_tracked",)
 
 
 def kind_of(module: nn.Module) -> str:
+    """The module's kind in crossloop's words (``crossloop.tracing``), found through its
+    class's bases so a subclass keeps its parent's kind; ``other:<class>`` when unknown."""
     for cls in type(module).__mro__:
         if cls in _KINDS:
             return _KINDS[cls]

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import losses, nn, optim
 from .errors import InputError
+from .tracing import LayerRecord
 
 ENTRY_POINT_GROUP = "crossloop.backends"
 ENV_VAR = "CROSSLOOP_BACKEND"
@@ -53,48 +54,135 @@ class BackendNotInstalledError(BackendError, ImportError):
 
 @runtime_checkable
 class Backend(Protocol):
-    """The neutral loop API every framework implements."""
+    """The neutral loop API every framework implements.
+
+    ``model``, ``optimizer`` and ``metrics`` are the backend's own opaque objects;
+    ``x``, ``y``, ``logits`` and ``grads`` are its device tensors. Parameters,
+    gradients and optimizer state cross the boundary as :data:`Params`: NumPy arrays
+    by canonical name, in the canonical (torch) layout.
+    """
 
     name: str
     device: str
 
     # -- set-up ---------------------------------------------------------------
     def build_model(self, spec: nn.Sequential, params: Mapping[str, np.ndarray],
-                    dtype: str = "float32") -> Any: ...
-    def adopt_model(self, model: Any) -> Any: ...  # a user's native model, on the device
-    def get_params(self, model: Any) -> Params: ...
-    def set_params(self, model: Any, params: Mapping[str, np.ndarray]) -> Any: ...
-    def build_optimizer(self, spec: optim.Optimizer, model: Any) -> Any: ...
-    def set_learning_rate(self, optimizer: Any, lr: float) -> Any: ...
-    def get_optimizer_state(self, optimizer: Any, model: Any) -> Params: ...
+                    dtype: str = "float32") -> Any:
+        """The native model of ``spec`` in ``dtype`` on the device, holding ``params``."""
+        ...
+
+    def adopt_model(self, model: Any) -> Any:
+        """A user's native model, moved to the device and ready for the loop."""
+        ...
+
+    def get_params(self, model: Any) -> Params:
+        """Every model tensor (parameters and running statistics), canonical."""
+        ...
+
+    def set_params(self, model: Any, params: Mapping[str, np.ndarray]) -> Any:
+        """Write canonical ``params`` (every name, matching shapes) into the model."""
+        ...
+
+    def build_optimizer(self, spec: optim.Optimizer, model: Any) -> Any:
+        """The native optimizer of ``spec`` over the model's trainable parameters."""
+        ...
+
+    def set_learning_rate(self, optimizer: Any, lr: float) -> Any:
+        """Set the learning rate the next update uses (the loop writes the schedule's)."""
+        ...
+
+    def get_optimizer_state(self, optimizer: Any, model: Any) -> Params:
+        """The optimizer's slots by ``"<param>.<slot>"`` (torch's slot names), canonical."""
+        ...
+
     def set_optimizer_state(self, optimizer: Any, model: Any, state: Mapping[str, np.ndarray],
-                            step: int) -> Any: ...
-    def to_device(self, array: np.ndarray) -> Any: ...
-    def to_numpy(self, tensor: Any) -> np.ndarray: ...
-    def seed(self, seed: int) -> None: ...
+                            step: int) -> Any:
+        """Load slots from :meth:`get_optimizer_state` and the count of updates made."""
+        ...
+
+    def to_device(self, array: np.ndarray) -> Any:
+        """A batch array (canonical layout) as a device tensor in the backend's layout."""
+        ...
+
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        """A device tensor as a NumPy array the caller owns, in the backend's layout."""
+        ...
+
+    def seed(self, seed: int) -> None:
+        """Seed the framework's own random generators (dropout and the like)."""
+        ...
 
     # -- the phases -----------------------------------------------------------
-    def forward(self, model: Any, x: Any, training: bool = False) -> Any: ...
-    def loss(self, spec: losses.Loss, logits: Any, y: Any) -> Any: ...
-    def gradients(self, model: Any, loss: losses.Loss, x: Any, y: Any) -> tuple[Any, Any, Any]: ...
-    def canonical_gradients(self, model: Any, grads: Any) -> Params: ...
-    def apply_gradients(self, optimizer: Any, model: Any, grads: Any) -> tuple[Any, Any]: ...
+    def forward(self, model: Any, x: Any, training: bool = False) -> Any:
+        """The model's logits for ``x``; ``training`` selects dropout and batch statistics."""
+        ...
+
+    def loss(self, spec: losses.Loss, logits: Any, y: Any) -> Any:
+        """The loss ``spec`` of ``logits`` against ``y``: a scalar device tensor."""
+        ...
+
+    def gradients(self, model: Any, loss: losses.Loss, x: Any, y: Any) -> tuple[Any, Any, Any]:
+        """One training forward and backward pass: ``(loss, logits, grads)``, where ``grads``
+        holds a native gradient per trainable parameter, unclipped, in the backend's order."""
+        ...
+
+    def canonical_gradients(self, model: Any, grads: Any) -> Params:
+        """``grads`` from :meth:`gradients` as NumPy arrays by canonical name and layout."""
+        ...
+
+    def apply_gradients(self, optimizer: Any, model: Any, grads: Any) -> tuple[Any, Any]:
+        """Clip ``grads`` to the spec's ``clip_norm`` (when set) and take one optimizer
+        step with them: ``(optimizer, model)``."""
+        ...
+
+    # -- native models: layer calls, for transfer_weights and compare_models ---
+    def trace_layers(self, model: Any, x: Any, training: bool = False) -> list[LayerRecord]:
+        """One forward pass of a native model, a :class:`LayerRecord` per leaf layer call,
+        in execution order."""
+        ...
 
     # -- metrics (accumulated on the device, read once per interval) ----------
-    def metrics(self, grad_norm: bool = False) -> Any: ...
-    def update_metrics(self, metrics: Any, loss: Any, logits: Any, y: Any) -> Any: ...
-    def metric_results(self, metrics: Any) -> dict[str, float]: ...
-    def reset_metrics(self, metrics: Any) -> Any: ...
-    def metric_sums(self, metrics: Any) -> dict[str, float]: ...
-    def set_metric_sums(self, metrics: Any, sums: Mapping[str, float]) -> Any: ...
+    def metrics(self, grad_norm: bool = False) -> Any:
+        """Fresh metric accumulators; ``grad_norm`` also sums the gradient norm."""
+        ...
+
+    def update_metrics(self, metrics: Any, loss: Any, logits: Any, y: Any) -> Any:
+        """Add one batch to the accumulators, on the device; returns them."""
+        ...
+
+    def metric_results(self, metrics: Any) -> dict[str, float]:
+        """The reported values (loss, accuracy, ...) of what was accumulated."""
+        ...
+
+    def reset_metrics(self, metrics: Any) -> Any:
+        """Zero the accumulators; returns them."""
+        ...
+
+    def metric_sums(self, metrics: Any) -> dict[str, float]:
+        """The raw running sums, for a checkpoint (a resume continues them)."""
+        ...
+
+    def set_metric_sums(self, metrics: Any, sums: Mapping[str, float]) -> Any:
+        """Load sums from :meth:`metric_sums`; returns the accumulators."""
+        ...
 
     # -- fused steps (compiled where the framework compiles) ------------------
     def train_step(self, model: Any, optimizer: Any, loss: losses.Loss, metrics: Any,
-                   x: Any, y: Any) -> tuple[Any, Any, Any]: ...
-    def eval_step(self, model: Any, loss: losses.Loss, metrics: Any, x: Any, y: Any) -> Any: ...
+                   x: Any, y: Any) -> tuple[Any, Any, Any]:
+        """gradients, apply_gradients and update_metrics on one batch:
+        ``(model, optimizer, metrics)``."""
+        ...
+
+    def eval_step(self, model: Any, loss: losses.Loss, metrics: Any, x: Any, y: Any) -> Any:
+        """An inference forward pass on one batch, its loss and logits added to ``metrics``;
+        returns them."""
+        ...
 
     # -- numerics -------------------------------------------------------------
-    def no_tf32(self) -> ContextManager[None]: ...
+    def no_tf32(self) -> ContextManager[None]:
+        """A context inside which float32 matmuls and convolutions on NVIDIA GPUs run in
+        full float32, not TF32 (parity runs use it)."""
+        ...
 
 
 @dataclass
@@ -138,10 +226,13 @@ class BaseBackend:
 
     # -- canonical layout -------------------------------------------------------
     def get_params(self, model: Any) -> Params:
+        """``_param_table``'s tensors, copied to NumPy and converted to the canonical layout."""
         return {name: self._to_canonical(name, model, self.to_numpy(tensor))
                 for name, tensor in self._param_table(model)}
 
     def set_params(self, model: Any, params: Mapping[str, np.ndarray]) -> Any:
+        """Check ``params`` against the model's canonical names and shapes (all or nothing),
+        then convert each to the native layout and ``_assign`` it."""
         table = self._param_table(model)
         shapes = {name: self._to_canonical(name, model, np.empty(tuple(t.shape))).shape
                   for name, t in table}
@@ -152,15 +243,18 @@ class BaseBackend:
         return model
 
     def canonical_gradients(self, model: Any, grads: Any) -> Params:
+        """``grads`` named by ``_trainable_names`` (the gradients' order), canonical layout."""
         return {name: self._to_canonical(name, model, self.to_numpy(g))
                 for name, g in zip(self._trainable_names(model), grads)}
 
     def get_optimizer_state(self, optimizer: NativeOptimizer, model: Any) -> Params:
+        """``_slots``, each converted to the canonical layout of the parameter it belongs to."""
         return {key: self._to_canonical(_owner(key), model, self.to_numpy(value))
                 for key, value in self._slots(optimizer, model).items()}
 
     def set_optimizer_state(self, optimizer: NativeOptimizer, model: Any,
                             state: Mapping[str, np.ndarray], step: int) -> NativeOptimizer:
+        """Each slot converted to its parameter's native layout, then ``_load_slots``."""
         native = {key: np.require(self._to_native(_owner(key), model, np.asarray(v)), requirements="C")
                   for key, v in state.items()}
         self._load_slots(optimizer, model, native, step)
@@ -174,26 +268,33 @@ class BaseBackend:
 
     # -- metrics ----------------------------------------------------------------
     def update_metrics(self, metrics: Any, loss: Any, logits: Any, y: Any) -> Any:
+        """The accumulators' ``update`` (device-side: nothing waits on the host)."""
         metrics.update(loss, logits, y)
         return metrics
 
     def metric_results(self, metrics: Any) -> dict[str, float]:
+        """The accumulators' ``results``: the one read from the device per interval."""
         return metrics.results()
 
     def reset_metrics(self, metrics: Any) -> Any:
+        """The accumulators' ``reset``."""
         metrics.reset()
         return metrics
 
     def metric_sums(self, metrics: Any) -> dict[str, float]:
+        """The accumulators' ``sums``, for a checkpoint."""
         return metrics.sums()
 
     def set_metric_sums(self, metrics: Any, sums: Mapping[str, float]) -> Any:
+        """The accumulators' ``load_sums``, from a checkpoint."""
         metrics.load_sums(dict(sums))
         return metrics
 
     # -- fused steps: the phases composed (a backend compiles this composition) --
     def train_step(self, model: Any, optimizer: Any, loss: losses.Loss, metrics: Any,
                    x: Any, y: Any) -> tuple[Any, Any, Any]:
+        """:meth:`gradients`, the gradient norm when tracked, :meth:`apply_gradients` and
+        :meth:`update_metrics`; a backend compiles this composition where it can."""
         value, logits, grads = self.gradients(model, loss, x, y)
         if metrics.grad_norm_sum is not None:
             metrics.add_grad_norm(grads)  # before clipping
@@ -201,6 +302,7 @@ class BaseBackend:
         return model, optimizer, self.update_metrics(metrics, value, logits, y)
 
     def eval_step(self, model: Any, loss: losses.Loss, metrics: Any, x: Any, y: Any) -> Any:
+        """:meth:`forward` (not training), :meth:`loss` and :meth:`update_metrics`."""
         logits = self.forward(model, x, training=False)
         return self.update_metrics(metrics, self.loss(loss, logits, y), logits, y)
 

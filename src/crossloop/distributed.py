@@ -5,11 +5,12 @@ N replicas training on a global batch of B samples compute the same training as
 one process on that batch: every process draws the same global batches from the
 one seeded pipeline (a pure function of seed, epoch and sample index, so the
 order does not depend on N), and each replica takes its own contiguous slice of
-each (:func:`part`). A replica's loss is weighted by its share of the global
-batch (:func:`loss_weight`), so that the sum of the replicas' gradients is the
-gradient of the global batch mean, whatever the slice sizes; gradients are
-reduced before clipping, and metric sums are added across replicas before
-anyone reads them.
+each (:func:`part`). A replica's mean loss is weighted by its slice's size, so
+that the reduced gradient is the gradient of the global batch mean whatever the
+slice sizes: by :func:`loss_share` where the engine sums the replicas' gradients
+(TensorFlow's all-reduce), by :func:`loss_weight` where it averages them (torch
+DDP). Gradients are reduced before clipping, and metric sums are added across
+replicas before anyone reads them.
 
 The engines are the frameworks' own: a backend package offers data parallelism
 with a module ``<package>.distributed`` holding a ``DataParallelBackend`` class
@@ -68,6 +69,12 @@ def part(n: int, replica: int, replicas: int) -> slice:
     size, extra = divmod(n, replicas)
     start = replica * size + min(replica, extra)
     return slice(start, start + size + (replica < extra))
+
+
+def loss_share(local: int, n: int) -> float:
+    """The factor on a replica's mean loss over its ``local`` samples that makes the
+    replicas' losses *sum* to the mean over all ``n``: ``local / n``."""
+    return local / n
 
 
 def loss_weight(local: int, n: int, replicas: int) -> float:

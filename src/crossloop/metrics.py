@@ -20,6 +20,7 @@ reads them once per epoch or logging interval:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 TASK_METRICS = ("mae", "perplexity")  # reported where the targets make them meaningful
 
@@ -43,6 +44,32 @@ def results(loss_sum: float, correct: float, labels: int, count: int,
     if grad_norm_sum is not None:
         out["grad_norm"] = grad_norm_sum / steps if steps else nan
     return out
+
+
+def checkpoint_sums(running: Mapping[str, float | None]) -> dict[str, float]:
+    """The sums a checkpoint stores, from every running sum of an accumulator (Python
+    numbers named as :func:`results` takes them): the gradient-norm pair only when it
+    is tracked, the regression pair only once float targets were seen."""
+    sums = {"loss_sum": float(running["loss_sum"]), "correct": int(running["correct"]),
+            "labels": int(running["labels"]), "count": int(running["count"])}
+    if running["grad_norm_sum"] is not None:
+        sums.update(grad_norm_sum=float(running["grad_norm_sum"]), steps=int(running["steps"]))
+    if running["values"]:
+        sums.update(abs_error_sum=float(running["abs_error_sum"]), values=int(running["values"]))
+    return sums
+
+
+def restored_sums(sums: Mapping[str, float]) -> dict[str, float | None]:
+    """Every running sum, named as :func:`results` takes them, from a checkpoint's
+    :func:`checkpoint_sums`, with the defaults of what older checkpoints lack or a run
+    left out: ``labels`` is ``count`` (class labels only), no float targets, and
+    ``grad_norm_sum`` None (``steps`` 0) when the gradient norm was not tracked."""
+    count = int(sums["count"])
+    return {"loss_sum": float(sums["loss_sum"]), "correct": int(sums["correct"]),
+            "labels": int(sums.get("labels", count)), "count": count,
+            "grad_norm_sum": sums.get("grad_norm_sum"), "steps": int(sums.get("steps", 0)),
+            "abs_error_sum": float(sums.get("abs_error_sum", 0.0)),
+            "values": int(sums.get("values", 0))}
 
 
 def r2(mse: float, target_variance: float) -> float:

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from . import nn, optim
-from .backend import available_backends, get_backend
+from .backend import Backend, available_backends, get_backend
 from .parity import ParityReport, run_parity
 
 
 @pytest.fixture(params=available_backends())
-def backend(request):
+def backend(request: pytest.FixtureRequest) -> Backend:
     """Each installed backend, on the CPU (so results are comparable and exact)."""
     return get_backend(request.param, device="cpu")
 

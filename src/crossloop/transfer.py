@@ -53,6 +53,7 @@ def trace(model: Any, inputs: np.ndarray, training: bool = False,
 
 
 def parametric(records: list[LayerRecord]) -> list[LayerRecord]:
+    """The records of layer calls that hold parameters: the ones weights transfer between."""
     return [r for r in records if r.params]
 
 

@@ -26,6 +26,7 @@ def figure_path(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run folders to plot together, the figure file and its title."""
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="two or more run folders (the out_dir of 'crossloop train')")
     parser.add_argument("--out", default="compare.png", type=figure_path,

@@ -28,6 +28,8 @@ from . import options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The two models, the batch both see, the steps and optimizer, tolerance, pairing
+    and outputs."""
     parser.add_argument("--torch", required=True, metavar="PKG.MOD:FN",
                         help="function returning the torch nn.Module")
     parser.add_argument("--keras", required=True, metavar="PKG.MOD:FN",
@@ -64,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _weight_map(text: str) -> str | dict | None:
+    """--weight-map: ``"auto"``, None for ``"none"``, or the JSON file's {torch: Keras} mapping."""
     if text in ("auto", "none"):
         return None if text == "none" else text
     try:
@@ -77,6 +80,7 @@ def _weight_map(text: str) -> str | dict | None:
 
 
 def _steps(text: str) -> int:
+    """--steps: 0 (forward pass and gradients only) or a positive count."""
     return 0 if text.strip() == "0" else options.positive_int(text)
 
 

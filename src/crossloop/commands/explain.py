@@ -12,6 +12,7 @@ MIN_WIDTH = 63  # two columns of 30 and the separator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which phase and optimizer update to show, and how (terminal columns or Markdown)."""
     parser.add_argument("--phase", default=None, choices=list(PHASES),
                         help="one phase (default: every phase)")
     parser.add_argument("--optimizer", default="adam", choices=list(UPDATES),
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the selected phases' code side by side; 0 (nothing here can fail a run)."""
     selected = phases(args.phase, args.optimizer)
     print(render_markdown(selected) if args.markdown else render_text(selected, args.width))
     return 0

@@ -11,6 +11,7 @@ from .options import import_from_here, output_folder, positive_int, shape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model to export, its input shape and classes, and where the two files go."""
     parser.add_argument("--model", default="lenet5",
                         help=f"a preset ({', '.join(nn.PRESETS)}) or your own as "
                              "package.module:function returning a crossloop.nn spec "
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write <model>_torch.py and <model>_keras.py and print their paths; 0. Bad input (a
+    model or shape that does not resolve, files there without --overwrite) raises an
+    ``InputError``, which the dispatcher turns into exit code 2."""
     import_from_here()
     spec = model_spec(args.model, input_shape=args.input_shape, num_classes=args.classes)
     if args.input_shape is not None and tuple(spec.input_shape) != args.input_shape:
