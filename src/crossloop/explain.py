@@ -48,8 +48,10 @@ PHASES: dict[str, Phase] = {p.title.split("(")[0].split(":")[0].strip().replace(
           "so sequence logits (N, T, C) are flattened; tf.nn's sparse softmax cross-entropy "
           "returns one loss per example over the last axis, which crossloop averages."),
     Phase("gradients(model, loss, x, y)",
-          ("crossloop_torch.backend:TorchBackend.gradients",),
-          ("crossloop_tensorflow.backend:TensorFlowBackend.gradients",),
+          ("crossloop_torch.backend:TorchBackend.gradients",
+           "crossloop_torch.backend:TorchBackend._weighted_gradients"),
+          ("crossloop_tensorflow.backend:TensorFlowBackend.gradients",
+           "crossloop_tensorflow.backend:TensorFlowBackend._weighted_gradients"),
           "torch records every operation on parameters and loss.backward() accumulates into "
           "each .grad, so crossloop clears them first; TensorFlow records only on the tape "
           "around the forward pass, and tape.gradient returns new tensors."),
