@@ -2,7 +2,8 @@
 
 ``python tests/distributed_worker.py OUT.npz --backend torch --steps 3`` trains
 lenet5 (or ``--model resnet20``; SGD with momentum and gradient clipping, float64
-by default) on seeded random digits, or with ``--mnist`` on MNIST, and (on rank 0)
+by default) on seeded random digits (``--regression``: float targets, MSE), or
+with ``--mnist`` on MNIST, and (on rank 0)
 saves to OUT.npz the parameters and running statistics after each of the first
 ``--steps`` steps (flattened in the order of ``names``, ``sizes`` values each),
 the final ones, the epoch logs, the steps per second after ``--warmup`` steps and
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps to record")
     parser.add_argument("--samples", type=int, default=201, help="201: the last batch is odd")
     parser.add_argument("--mnist", action="store_true", help="MNIST instead of random digits")
+    parser.add_argument("--regression", action="store_true",
+                        help="float targets (N, 10) and the MSE loss instead of class ids")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=None)
@@ -97,7 +100,7 @@ def _train(args: argparse.Namespace, backend, threads: int) -> None:
         callbacks.append(CheckpointCallback(args.checkpoint, write=is_chief(backend)))
     trainer = Trainer(getattr(nn, args.model)(), optim.SGD(lr=0.05, momentum=0.9, clip_norm=0.5),
                       backend=backend, dtype=args.dtype, seed=1, track_grad_norm=True,
-                      callbacks=callbacks)
+                      callbacks=callbacks, loss="mse" if args.regression else "cross_entropy")
     if args.resume:
         trainer.load_state_dict(checkpoint.load(args.resume))
     try:
@@ -120,7 +123,7 @@ def _batches(args: argparse.Namespace) -> Batches:
                                     seed=3, dtype=args.dtype)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.samples, 1, 28, 28))
-    y = rng.integers(0, 10, args.samples)
+    y = rng.normal(size=(args.samples, 10)) if args.regression else rng.integers(0, 10, args.samples)
     return Batches(x, y, args.batch_size, dtype=args.dtype, seed=3)
 
 

@@ -135,19 +135,19 @@ class DataParallelBackend(TorchBackend):
         return metrics
 
     def _reduced(self, metrics: Metrics) -> Metrics:
-        """A copy of ``metrics`` whose loss, hit, label and sample sums are those of all
-        ranks (a collective: every rank calls it). The gradient norm is already the
-        reduced gradients' on every rank, so it is not added up."""
-        packed = torch.stack([metrics.loss_sum, metrics.correct.to(torch.float64),
-                              torch.tensor(float(metrics.labels), dtype=torch.float64,
-                                           device=self._device),
-                              torch.tensor(float(metrics.count), dtype=torch.float64,
-                                           device=self._device)])
+        """A copy of ``metrics`` whose loss, hit, label, sample and absolute-error sums
+        are those of all ranks (a collective: every rank calls it). The gradient norm
+        is already the reduced gradients' on every rank, so it is not added up."""
+        counts = [float(n) for n in (metrics.labels, metrics.count, metrics.values)]
+        packed = torch.cat([torch.stack([metrics.loss_sum, metrics.correct.to(torch.float64),
+                                         metrics.abs_error_sum]),
+                            torch.tensor(counts, dtype=torch.float64, device=self._device)])
         dist.all_reduce(packed)
         total = Metrics(self._device, metrics.grad_norm_sum is not None)
-        loss_sum, correct, labels, count = packed.tolist()
+        loss_sum, correct, abs_error_sum, labels, count, values = packed.tolist()
         total.load_sums({"loss_sum": loss_sum, "correct": int(correct), "labels": int(labels),
-                         "count": int(count), **_grad_norm_sums(metrics)})
+                         "count": int(count), "abs_error_sum": abs_error_sum,
+                         "values": int(values), **_grad_norm_sums(metrics)})
         return total
 
     # -- agreeing on a stop ---------------------------------------------------------
