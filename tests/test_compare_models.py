@@ -97,3 +97,19 @@ def test_the_table_columns_line_up_and_say_where_the_rest_is():
     assert {c[1] for c in cells if c[0] in ("forward", "gradient")} == {"-"}
     assert lines[-1] == ("... 2 more rows not shown: table(max_rows=...) shows them, "
                          "save(folder) writes them all to report.json")
+
+
+@pytest.mark.parametrize("momentum, epsilon, cause", [
+    (0.99, 1e-3, "torch momentum 0.1 / eps 1e-05, Keras momentum 0.99 / epsilon 0.001 "
+                 "(torch counts momentum on the new batch"),
+    (0.9, 1e-3, "BatchNorm: torch eps 1e-05, Keras epsilon 0.001 (the momenta agree)")])
+def test_a_batchnorm_cause_names_what_differs(momentum, epsilon, cause):
+    torch.manual_seed(0)
+    tm = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.BatchNorm1d(4)).double()
+    km = keras.Sequential([keras.Input((6,), dtype="float64"),
+                           keras.layers.Dense(4, name="fc", dtype="float64"),
+                           keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
+                                                           name="bn", dtype="float64")])
+    rng = np.random.default_rng(0)
+    report = compare_models(tm, km, rng.standard_normal((8, 6)), rng.integers(0, 4, 8), steps=1)
+    assert not report.passed and cause in report.causes[0]

@@ -18,9 +18,12 @@ def layer_causes(t: LayerRecord, k: LayerRecord, tensor: str = "") -> list[str]:
     tc, kc = t.config, k.config
     if t.kind != k.kind:
         return [f"torch's {t.name} computes {t.kind}, Keras's {k.name} {k.kind}"]
-    if t.kind == "batchnorm" and (tc["momentum"], tc["eps"]) != (kc["momentum"], kc["eps"]):
+    if t.kind == "batchnorm" and tc["momentum"] != kc["momentum"]:
         return [f"BatchNorm: {tc['native']}, {kc['native']} (torch counts momentum on the new "
                 "batch: Keras momentum = 1 - torch momentum)"]
+    if t.kind == "batchnorm" and tc["eps"] != kc["eps"]:
+        return [f"BatchNorm: torch eps {tc['eps']:g}, Keras epsilon {kc['eps']:g} (the momenta "
+                "agree)"]
     if t.kind == "batchnorm" and tensor == "running_var" and kc["running_var"] == "biased":
         return ["BatchNorm: torch updates running_var with the unbiased batch variance (n/(n-1) "
                 "times the biased one), Keras's BatchNormalization with the biased one, whatever "
