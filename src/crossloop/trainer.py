@@ -238,14 +238,8 @@ class Trainer(TrainerState):
 
     def check_data(self, data: Any) -> None:
         """Raise ValueError naming the mismatch unless ``data`` fits this run's model and
-        loss, where it says what its samples look like (crossloop Batches do)."""
-        if not isinstance(self.spec, nn.Sequential):  # a native model: its framework checks
-            return
-        if hasattr(data, "input_shape"):
-            nn.check_inputs(self.spec, data.input_shape, data.input_dtype, self.dtype)
-        if hasattr(data, "target_shape") and not isinstance(self.loss, native.NativeLoss):
-            losses.check_targets(self.loss, self.spec.shapes()[-1], data.target_shape,
-                                 data.target_dtype)
+        loss (see :func:`check_data`)."""
+        check_data(self.spec, self.loss, data, self.dtype)
 
     def _on_device(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]):
         """The batches moved to the device, made ``prefetch`` ahead in a thread."""
@@ -268,6 +262,23 @@ class Trainer(TrainerState):
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
+
+
+def check_data(spec: nn.Sequential | Any, loss: losses.Loss | Any, data: Any,
+               dtype: str) -> None:
+    """Raise ValueError naming the mismatch unless ``data`` fits model ``spec`` trained
+    with ``loss`` in ``dtype``, where it says what its samples look like (crossloop
+    Batches do: input and target shapes and dtypes, the range of class ids), so a
+    misfit fails before the first step, the same on every backend. A native model or
+    loss is left to its framework."""
+    if not isinstance(spec, nn.Sequential):
+        return
+    if hasattr(data, "input_shape"):
+        nn.check_inputs(spec, data.input_shape, data.input_dtype, dtype)
+    if hasattr(data, "target_shape") and not isinstance(loss, native.NativeLoss):
+        target_range = data.target_range() if hasattr(data, "target_range") else None
+        losses.check_targets(loss, spec.shapes()[-1], data.target_shape, data.target_dtype,
+                             target_range)
 
 
 def _length(source: Any) -> int | None:
