@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import losses, nn, optim
+from .arguments import MAX_SEED
 from .backend import DEVICES, choose_backend_name
 from .config import ConfigError, load_config
 from .data import DATASETS
@@ -236,7 +237,7 @@ class Experiment:
                 value = getattr(self, name)
                 if value is not None and bad(value):
                     raise ConfigError(f"{name} must be {bound}, got {value}")
-        if self.seed > MAX_SEED:  # what every framework's and NumPy's seeding accepts
+        if self.seed > MAX_SEED:
             raise ConfigError(f"seed must be <= {MAX_SEED} (2**32 - 1), got {self.seed}")
         if self.name is not None and (os.path.basename(self.name) != self.name
                                       or self.name in (".", "..")):
@@ -273,7 +274,6 @@ class Experiment:
 _POSITIVE = ("lr", "epochs", "batch_size", "seq_len", "gamma", "step_size", "clip_norm", "checkpoint_every",
              "early_stopping")
 _NON_NEGATIVE = ("momentum", "weight_decay", "warmup_steps", "seed")
-MAX_SEED = 2**32 - 1
 
 
 def _coerce(f: Any, value: Any) -> Any:

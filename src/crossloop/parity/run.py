@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import losses as losses_lib
 from .. import nn, optim
+from ..arguments import check_seed
 from ..backend import Backend, get_backend
 from ..data import Batches
 from ..errors import InputError
@@ -110,6 +111,7 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
     if steps < 1:
         raise ParityError(f"steps must be >= 1, got {steps}")
     _check_deterministic(spec)
+    seed = check_seed(seed)
     tolerance = tolerance or Tolerance.default(dtype)
     loss_spec = losses_lib.get(loss)
     pair = [get_backend(b, device=device) if isinstance(b, str) else b for b in backends]
