@@ -152,7 +152,7 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
         loaded = load_data(exp)
         train, test, spec = loaded.train, loaded.test, model_spec(exp, loaded)
     else:
-        (train, test), spec = data, model_spec(exp)
+        (train, test), spec = data, model_spec(exp, data)
     try:
         steps = len(train)
     except TypeError:
@@ -160,7 +160,8 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
                           "batches an epoch has, which the schedule needs") from None
     exp = replace(exp, backend=backend.name)
     # every check runs before the folder is touched: a refused run deletes nothing
-    trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source)
+    trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source,
+                              own_data=data is not None)
     if not is_chief(backend):  # a data-parallel rank but 0: stepping with rank 0, silent,
         _attach(trainer, build_callbacks(exp, folder.path, steps, chief=False), state)
         trainer.fit(train, test, epochs=exp.epochs)  # writing nothing
@@ -188,13 +189,14 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
 
 def _prepared(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any, steps: int,
               state: dict | None, allow_change: Iterable[str],
-              source: RunFolder | None) -> tuple[Trainer, ResumePlan]:
-    """The run's trainer, checked against its data and resumed from ``state`` as the
+              source: RunFolder | None, *, own_data: bool) -> tuple[Trainer, ResumePlan]:
+    """The run's trainer, checked against its data (``own_data``: passed to
+    run_experiment, not the experiment's data set) and resumed from ``state`` as the
     plan says, without callbacks yet: every check that can refuse the run."""
     plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
             if state is not None and state.get("settings") else ResumePlan())
     trainer = build_trainer(exp, spec, steps, backend=backend)
-    _check_data(trainer, train, exp)
+    _check_data(trainer, train, exp, own_data)
     if state is not None:
         _load(trainer, state, plan, source.path)
     return trainer, plan
@@ -222,13 +224,14 @@ def _warn_unlikely(exp: Experiment, train: Any, steps: int) -> None:
         print(f"crossloop: warning: {note}", file=sys.stderr, flush=True)
 
 
-def _check_data(trainer: Trainer, train: Any, exp: Experiment) -> None:
+def _check_data(trainer: Trainer, train: Any, exp: Experiment, own_data: bool) -> None:
     """Raise ConfigError (a bad setting) unless the model fits the training data."""
     try:
         trainer.check_data(train)
     except ValueError as exc:
-        raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
-                          f"{exp.loss}): {exc}") from None
+        data = "the data you passed" if own_data else f"data set {exp.dataset}"
+        raise ConfigError(f"model {exp.model} does not fit {data} (loss {exp.loss}): "
+                          f"{exc}") from None
 
 
 def _load(trainer: Trainer, state: dict, plan: ResumePlan, source: Path) -> None:
