@@ -46,6 +46,17 @@ def test_a_layer_with_a_bad_size_fails_when_made(make, words):
         make()
 
 
+def test_settings_torch_allows_but_that_are_unlikely_warn_once_where_made():
+    with pytest.warns(optim.UnlikelySettingWarning, match="SGD momentum 1.5 is 1 or more") as got:
+        optim.SGD(0.1, momentum=1.5)
+    assert got[0].filename == __file__  # points at the caller's line
+    with pytest.warns(optim.UnlikelySettingWarning, match="Cosine warmup_steps 20 is not "
+                      r"shorter than the schedule \(total_steps 10\)"):
+        optim.Cosine(0.1, total_steps=10, warmup_steps=20)
+    with pytest.warns(optim.UnlikelySettingWarning, match="RMSprop momentum 1 is 1 or more"):
+        optim.RMSprop(0.1, momentum=1.0)
+
+
 def test_unknown_preset_lists_presets():
     with pytest.raises(ValueError, match="lenet5"):
         nn.preset("resnet")

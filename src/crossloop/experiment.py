@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -266,7 +267,9 @@ class Experiment:
             raise ConfigError(f"monitor {self.monitored} means nothing with loss {self.loss} "
                               "(float targets have no accuracy): use --monitor test_loss")
         try:
-            self.optimizer_spec(steps_per_epoch=1)
+            with warnings.catch_warnings():  # its warnings need the run's length: runner's
+                warnings.simplefilter("ignore", optim.UnlikelySettingWarning)
+                self.optimizer_spec(steps_per_epoch=1)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 

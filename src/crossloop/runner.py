@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint, nn
+from . import checkpoint, nn, optim
 from .backend import Backend, get_backend
 from .callbacks import (
     Callback,
@@ -160,13 +161,21 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
                           "batches an epoch has, which the schedule needs") from None
     exp = replace(exp, backend=backend.name)
     # every check runs before the folder is touched: a refused run deletes nothing
-    trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source,
-                              own_data=data is not None)
+    with warnings.catch_warnings(record=True) as caught:  # said once, by the chief
+        warnings.simplefilter("always", optim.UnlikelySettingWarning)
+        trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source,
+                                  own_data=data is not None)
     if not is_chief(backend):  # a data-parallel rank but 0: stepping with rank 0, silent,
         _attach(trainer, build_callbacks(exp, folder.path, steps, chief=False), state)
         trainer.fit(train, test, epochs=exp.epochs)  # writing nothing
         return trainer, folder.path
-    _warn_unlikely(exp, train, steps)
+    notes = []
+    for w in caught:  # the optimizer's notes become lines; any other warning is shown as it was
+        if issubclass(w.category, optim.UnlikelySettingWarning):
+            notes.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    _warn_unlikely(exp, train, notes)
     with folder.hold():
         folder.remove_temporaries()
         if source is None:
@@ -209,18 +218,15 @@ def _attach(trainer: Trainer, callbacks: list[Callback], state: dict | None) -> 
         trainer.load_callback_states(state)
 
 
-def _warn_unlikely(exp: Experiment, train: Any, steps: int) -> None:
-    """Say on stderr when a setting is legal but probably not what was meant."""
-    total, samples = exp.epochs * steps, getattr(train, "num_samples", None)
-    notes = [
-        f"--warmup-steps {exp.warmup_steps} is not shorter than the run ({total} "
-        f"step{'s' * (total != 1)}): the learning rate never reaches --lr {exp.lr:g}"
-        if exp.schedule in ("cosine", "warmup") and exp.warmup_steps >= total > 0 else "",
-        f"--batch-size {exp.batch_size} is larger than the {samples} training samples: every "
-        "step sees the whole set" if samples is not None and exp.batch_size > samples else "",
-        f"--momentum {exp.momentum:g} is 1 or more: the updates grow without bound"
-        if exp.momentum >= 1 else ""]
-    for note in filter(None, notes):
+def _warn_unlikely(exp: Experiment, train: Any, notes: list[str]) -> None:
+    """Say on stderr when a setting is legal but probably not what was meant: the
+    optimizer's ``notes`` (:class:`~crossloop.optim.UnlikelySettingWarning`) and a
+    batch larger than the data."""
+    samples = getattr(train, "num_samples", None)
+    if samples is not None and exp.batch_size > samples:
+        notes = [*notes, f"batch_size (--batch-size) {exp.batch_size} is larger than the "
+                 f"{samples} training samples: every step sees the whole set"]
+    for note in notes:
         print(f"crossloop: warning: {note}", file=sys.stderr, flush=True)
 
 
