@@ -287,3 +287,13 @@ def test_settings_that_are_legal_but_likely_unmeant_are_warned_about(tiny_mnist,
     assert err.count("crossloop: warning:") == 3  # once each, as lines
     assert commands.main([*base, "--out-dir", str(tmp_path / "plain")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_missing_extra_names_the_setting_and_the_flag_that_silence_it(monkeypatch, capsys):
+    from crossloop import runner
+    monkeypatch.setattr(runner, "find_spec", lambda name: None)
+    names = [type(c).__name__ for c in runner.build_callbacks(Experiment(), Path("unused"), 1)]
+    assert not {"CheckpointCallback", "TensorBoard", "PlotCurves"} & set(names)
+    err = capsys.readouterr().err
+    assert "pip install 'crossloop[plot]', or set plot=False (--no-plot) to silence" in err
+    assert "(pip install 'crossloop[checkpoint]')" in err  # no setting turns checkpoints off

@@ -243,7 +243,7 @@ class Experiment:
         if self.name is not None and (os.path.basename(self.name) != self.name
                                       or self.name in (".", "..")):
             raise ConfigError(f"name {self.name!r} is a path, not a name: the run goes to "
-                              "runs/NAME; give a path with --out-dir instead")
+                              "runs/NAME; give a path with --out-dir (out_dir=...) instead")
         if self.dataset == "text" and self.data_dir is None:
             raise ConfigError("data set text reads local files: give --data-dir, a text file "
                               "or a folder of .txt files")

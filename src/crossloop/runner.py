@@ -78,15 +78,15 @@ def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int, *,
                                            epochs=exp.epochs))
     if exp.early_stopping:
         callbacks.append(EarlyStopping(exp.monitored, patience=exp.early_stopping, mode=mode))
-    if _have("safetensors", "checkpoint"):
+    if _have("safetensors", "checkpoint", None):
         callbacks.append(CheckpointCallback(out_dir / "checkpoints", every_steps=exp.checkpoint_every,
                                             monitor=exp.monitored, mode=mode, write=chief))
     if not chief:
         return callbacks
     callbacks.append(HistoryFile(out_dir / "history.json"))
-    if exp.tensorboard and _have("tensorboard", "tensorboard"):
+    if exp.tensorboard and _have("tensorboard", "tensorboard", "tensorboard"):
         callbacks.append(TensorBoard(out_dir / "tensorboard"))
-    if exp.plot and _have("matplotlib", "plot"):
+    if exp.plot and _have("matplotlib", "plot", "plot"):
         callbacks.append(PlotCurves(out_dir / "curves.png", title=f"{describe(exp)}, {exp.backend}"))
     return callbacks
 
@@ -288,10 +288,12 @@ def describe(exp: Experiment) -> str:
             f"batch {exp.batch_size}, seed {exp.seed}")
 
 
-def _have(module: str, extra: str) -> bool:
-    """Whether an optional extra is installed; if not, say so once and go on without it."""
+def _have(module: str, extra: str, setting: str | None) -> bool:
+    """Whether an optional extra is installed; if not, say so once and go on without it,
+    naming the Experiment ``setting`` (and its flag) that turns the feature off, if any."""
     if find_spec(module) is not None:
         return True
-    print(f"crossloop: {module} is not installed, skipping it (pip install 'crossloop[{extra}]', "
-          f"or --no-{extra} to silence this)", file=sys.stderr)
+    silence = f", or set {setting}=False (--no-{setting}) to silence this" if setting else ""
+    print(f"crossloop: {module} is not installed, skipping it (pip install "
+          f"'crossloop[{extra}]'{silence})", file=sys.stderr)
     return False
