@@ -144,6 +144,15 @@ def test_every_preset_builds_and_trains(backend, name):
     assert backend.metric_results(m)["count"] == 8
 
 
+def test_a_model_name_with_spaces_and_symbols_trains(backend):
+    spec = nn.Sequential([nn.Linear(16, 3)], input_shape=(16,), name="my net (v2)")
+    model = backend.build_model(spec, nn.init_params(spec, 0))
+    opt = backend.build_optimizer(optim.SGD(0.1), model)
+    x, y = np.ones((4, 16), "float32"), np.array([0, 1, 2, 0])
+    backend.train_step(model, opt, CE, backend.metrics(), backend.to_device(x),
+                       backend.to_device(y))
+
+
 def test_grad_norm_metric_is_the_global_norm_before_clipping(backend):
     params = nn.init_params(SPEC, 0, dtype="float64")
     x, y = batch(dtype="float64")

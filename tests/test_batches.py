@@ -286,6 +286,10 @@ def test_prefetching_changes_nothing_in_training(backend, tiny_mnist):
      r"targets of shape \(\)"),
     (nn.linear(2, (3,)), lambda: Batches(np.ones((8, 3)), np.ones(8), 4), "cross_entropy",
      r"cross_entropy needs integer targets of shape \(\)"),
+    (nn.linear(3, (2,)), lambda: Batches(np.ones((8, 2)), np.arange(8) % 3 + 5, 4),
+     "cross_entropy", r"targets must be class ids in \[0, 3\) for a model with 3 outputs; got 7"),
+    (nn.linear(3, (2,)), lambda: Batches(np.ones((8, 2)), np.arange(8) % 3 - 1, 4),
+     "cross_entropy", r"class ids in \[0, 3\) .*; got -1"),
 ])
 def test_a_model_that_does_not_fit_the_data_is_named(backend, spec, batches, loss, words):
     trainer = crossloop.Trainer(spec, optim.SGD(0.1), backend=backend, loss=loss)

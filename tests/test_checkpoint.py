@@ -134,6 +134,22 @@ def test_callback_writes_last_and_best(backend, tmp_path):
     assert cb.state_dict()["best"] == min(h["loss"] for h in trainer.history)
 
 
+@pytest.mark.parametrize("callback", [
+    lambda path: CheckpointCallback(path, monitor="test_acc"),
+    lambda path: crossloop.callbacks.EarlyStopping(monitor="test_acc"),
+])
+def test_a_monitored_metric_the_logs_lack_fails_at_the_first_epoch_end(backend, tmp_path,
+                                                                       callback):
+    trainer = make(backend, callbacks=[callback(tmp_path)])
+    with pytest.raises(KeyError, match=r"monitors 'test_acc', but the epoch logs have only "
+                                       r"epoch, loss, accuracy, .*test_accuracy"):
+        trainer.fit(tiny_data(), tiny_data(), epochs=2)
+    assert trainer.epoch == 1
+    cb = CheckpointCallback(tmp_path / "plain")  # monitor left out, no test data: no best
+    make(backend, callbacks=[cb]).fit(tiny_data(), epochs=1)
+    assert not (tmp_path / "plain" / "best.safetensors").exists()
+
+
 def test_wrong_model_names_first_mismatched_tensor(backend, tmp_path):
     trainer = crossloop.Trainer(nn.mlp(hidden=128), OPT, backend=backend)
     path = checkpoint.save(tmp_path / "mlp128.safetensors", trainer.state_dict())

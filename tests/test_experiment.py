@@ -281,8 +281,19 @@ def test_settings_that_are_legal_but_likely_unmeant_are_warned_about(tiny_mnist,
            "cosine", "--warmup-steps", "50"]
     assert commands.main([*base, *odd, "--out-dir", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
-    assert "--warmup-steps 50 is not shorter than the run (1 step)" in err
-    assert "--batch-size 256 is larger than the 128 training samples" in err
-    assert "--momentum 1.5 is 1 or more" in err
+    assert "Cosine warmup_steps 50 is not shorter than the schedule (total_steps 1)" in err
+    assert "batch_size (--batch-size) 256 is larger than the 128 training samples" in err
+    assert "SGD momentum 1.5 is 1 or more" in err
+    assert err.count("crossloop: warning:") == 3  # once each, as lines
     assert commands.main([*base, "--out-dir", str(tmp_path / "plain")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_missing_extra_names_the_setting_and_the_flag_that_silence_it(monkeypatch, capsys):
+    from crossloop import runner
+    monkeypatch.setattr(runner, "find_spec", lambda name: None)
+    names = [type(c).__name__ for c in runner.build_callbacks(Experiment(), Path("unused"), 1)]
+    assert not {"CheckpointCallback", "TensorBoard", "PlotCurves"} & set(names)
+    err = capsys.readouterr().err
+    assert "pip install 'crossloop[plot]', or set plot=False (--no-plot) to silence" in err
+    assert "(pip install 'crossloop[checkpoint]')" in err  # no setting turns checkpoints off

@@ -120,7 +120,10 @@ def test_weights_from_a_crossloop_file_and_the_command(tmp_path, capsys):
     edited = tmp_path / "out" / "lenet5_torch.py"
     edited.write_text(edited.read_text() + "# my edit\n")
     assert commands.main(["export", "--model", "lenet5", "--out-dir", str(tmp_path / "out")]) == 2
-    assert "already exist; pass --overwrite" in capsys.readouterr().err
+    assert "already exist; pass --overwrite (overwrite=True)" in capsys.readouterr().err
+    with pytest.raises(export.ExportError, match=r"--overwrite \(overwrite=True\) .* another "
+                                                  r"--out-dir \(folder=...\)"):
+        export.write(spec, tmp_path / "out")
     assert edited.read_text().endswith("# my edit\n")
     assert commands.main(["export", "--model", "lenet5", "--out-dir", str(tmp_path / "out"),
                           "--overwrite"]) == 0

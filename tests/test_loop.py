@@ -1,6 +1,7 @@
 """The Trainer: events, history, evaluation, resumable position, and a real MNIST run."""
 
 import numpy as np
+import pytest
 
 import crossloop
 from conftest import striped_digits as tiny_data
@@ -68,6 +69,32 @@ def test_fit_function_runs_on_named_backend(backend):
     history = crossloop.fit(nn.mlp(), optim.SGD(0.1), Batches(images, labels, 8, transforms=MNIST),
                             epochs=1, backend=backend.name, device="cpu")
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
+
+
+SMALL = nn.Sequential([nn.Linear(4, 3)], input_shape=(4,), name="small")
+
+
+@pytest.mark.parametrize("spec, options, error, words", [
+    (None, {}, TypeError, r"spec must be a crossloop.nn.Sequential or a native model .*got None"),
+    ("mlp", {}, TypeError, r"for a preset name use crossloop.nn.preset\('mlp'\)"),
+    (SMALL, {"seed": None}, TypeError, "seed must be an int >= 0, got None"),
+    (SMALL, {"seed": 2**32}, ValueError, r"seed must be <= 4294967295"),
+    (SMALL, {"seed": 1.5}, TypeError, "seed must be an int"),
+    (SMALL, {"params": {"0.weight": np.full((3, 4), np.nan), "0.bias": np.zeros(3)}},
+     ValueError, "tensor '0.weight' has non-finite values"),
+])
+def test_bad_trainer_arguments_fail_at_the_call_alike_on_every_backend(backend, spec, options,
+                                                                        error, words):
+    with pytest.raises(error, match=words):
+        crossloop.Trainer(spec, optim.SGD(0.1), backend=backend, **options)
+
+
+@pytest.mark.parametrize("epochs, error", [(2.5, TypeError), (True, TypeError), (0, ValueError)])
+def test_epochs_must_be_a_whole_number(backend, epochs, error):
+    trainer = crossloop.Trainer(SMALL, optim.SGD(0.1), backend=backend)
+    with pytest.raises(error, match="epochs must be"):
+        trainer.fit(Batches(np.ones((8, 4)), np.zeros(8, int), 4), epochs=epochs)
+    assert trainer.step == 0
 
 
 def test_short_real_mnist_run(backend, mnist):

@@ -20,6 +20,43 @@ def test_shape_mismatch_names_layer_and_fix():
         nn.Sequential((nn.Flatten(), nn.ReLU(), nn.Linear(100, 10)))
 
 
+@pytest.mark.parametrize("make, words", [
+    (lambda: nn.Sequential([], input_shape=(13,)), "Sequential 'model' has no layers"),
+    (lambda: nn.Linear(0, 3), "Linear in_features must be an int >= 1, got 0"),
+    (lambda: nn.Linear(4, 2.5), "Linear out_features must be an int >= 1, got 2.5"),
+    (lambda: nn.Dropout(1.5), r"Dropout p must be in \[0, 1\), got 1.5"),
+    (lambda: nn.Dropout(-0.1), r"Dropout p must be in \[0, 1\)"),
+    (lambda: nn.Conv2d(1, 4, 0), "Conv2d kernel_size must be an int >= 1, got 0"),
+    (lambda: nn.Conv2d(1, 4, 3, stride=0), "Conv2d stride must be an int >= 1"),
+    (lambda: nn.Conv2d(1, 4, 3, padding=-1), "Conv2d padding must be an int >= 0 or 'same'"),
+    (lambda: nn.MaxPool2d(0), "MaxPool2d kernel_size must be an int >= 1"),
+    (lambda: nn.AvgPool2d(2, stride=0), "AvgPool2d stride must be an int >= 1"),
+    (lambda: nn.BatchNorm2d(0), "BatchNorm2d num_features must be an int >= 1"),
+    (lambda: nn.BatchNorm1d(4, eps=0), "BatchNorm1d eps must be a number > 0"),
+    (lambda: nn.BatchNorm2d(4, momentum=2), r"BatchNorm2d momentum must be in \[0, 1\]"),
+    (lambda: nn.LayerNorm(8, eps=-1), "LayerNorm eps must be a number > 0"),
+    (lambda: nn.Embedding(0, 8), "Embedding num_embeddings must be an int >= 1"),
+    (lambda: nn.PositionalEmbedding(16, 0), "PositionalEmbedding embedding_dim must be"),
+    (lambda: nn.SelfAttention(8, 0), "SelfAttention num_heads must be an int >= 1"),
+    (lambda: nn.SelfAttention(8, 3), "embed_dim 8 is not divisible by num_heads 3"),
+    (lambda: nn.Tensor((2,), "uniform"), "Tensor init 'uniform' is not one of weight, bias"),
+])
+def test_a_layer_with_a_bad_size_fails_when_made(make, words):
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+def test_settings_torch_allows_but_that_are_unlikely_warn_once_where_made():
+    with pytest.warns(optim.UnlikelySettingWarning, match="SGD momentum 1.5 is 1 or more") as got:
+        optim.SGD(0.1, momentum=1.5)
+    assert got[0].filename == __file__  # points at the caller's line
+    with pytest.warns(optim.UnlikelySettingWarning, match="Cosine warmup_steps 20 is not "
+                      r"shorter than the schedule \(total_steps 10\)"):
+        optim.Cosine(0.1, total_steps=10, warmup_steps=20)
+    with pytest.warns(optim.UnlikelySettingWarning, match="RMSprop momentum 1 is 1 or more"):
+        optim.RMSprop(0.1, momentum=1.0)
+
+
 def test_unknown_preset_lists_presets():
     with pytest.raises(ValueError, match="lenet5"):
         nn.preset("resnet")

@@ -234,6 +234,18 @@ def test_bad_inputs_are_refused_with_the_fix():
         run_parity(SPEC, optim.SGD(0.1), batches(2), steps=2, backends=["torch"])
 
 
+def test_data_that_does_not_fit_the_model_is_refused_as_fit_refuses_it():
+    x, y = batches(1)[0]
+    with pytest.raises(ValueError, match=r"takes inputs of shape \(1, 12, 12\), the data "
+                                         r"gives \(1, 12, 5\)"):
+        run_parity(SPEC, optim.SGD(0.1), [(x[..., :5], y)], steps=1)
+    with pytest.raises(ValueError, match=r"class ids in \[0, 10\) .*; got 12"):
+        run_parity(SPEC, optim.SGD(0.1), [(x, np.full_like(y, 12))], steps=1)
+    from crossloop.data import Batches
+    with pytest.raises(ValueError, match=r"class ids in \[0, 10\) .*; got -1"):
+        run_parity(SPEC, optim.SGD(0.1), Batches(x, y - 100, 2, dtype="float64"), steps=1)
+
+
 def test_a_batches_object_feeds_epochs_back_to_back():
     from crossloop.data import Batches
     from crossloop.data.transforms import MNIST

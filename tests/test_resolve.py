@@ -9,6 +9,7 @@ import re
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from crossloop import commands
@@ -101,6 +102,26 @@ def test_references_from_python(mypkg):
     assert model_spec("mlp", input_shape=(30,), num_classes=2).param_shapes()["1.weight"] == (128, 30)
     with pytest.raises(ResolveError, match="not of the form package.module:function"):
         model_spec("my-pkg:f")
+    with pytest.raises(ResolveError, match="model mypkg.models:small_cnn needs input_shape, "
+                                           "num_classes.*give input_shape, num_classes defaults"):
+        model_spec("mypkg.models:small_cnn")
+
+
+def test_run_experiment_fits_your_model_to_the_batches_you_pass(mypkg, tmp_path):
+    from crossloop.data import Batches
+    from crossloop.runner import run_experiment
+    sys.path.insert(0, str(mypkg))
+    ds = load_data_set("mypkg.data:load")
+    data = (Batches(ds.train_inputs, ds.train_targets, 64),
+            Batches(ds.test_inputs, ds.test_targets, 64, shuffle=False))
+    exp = Experiment(model="mypkg.models:small_cnn", epochs=1, backend="torch", device="cpu",
+                     out_dir=str(tmp_path / "run"), plot=False, tensorboard=False)
+    trainer, _ = run_experiment(exp, data=data)
+    assert trainer.spec.input_shape == (1, 8, 8) and trainer.spec.num_classes == 3
+    with pytest.raises(ConfigError, match="model mlp does not fit the data you passed"):
+        run_experiment(Experiment(model="mlp", backend="torch", device="cpu",
+                                  out_dir=str(tmp_path / "mlp")),
+                       data=(Batches(np.ones((8, 5)), np.ones(8), 4),) * 2)  # float targets
 
 
 @pytest.mark.parametrize("values, words", [

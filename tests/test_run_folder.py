@@ -105,6 +105,18 @@ def test_a_refused_overwrite_deletes_nothing(tiny_mnist, tmp_path, capsys):
     assert _snapshot(out) == before and _snapshot(other) == other_before
 
 
+def test_a_refused_run_in_a_folder_it_found_leaves_it_as_it_was(tmp_path):
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "config.json").write_text("{}")  # a run's files, no lock file
+    before = _snapshot(tmp_path / "copied")
+    words = (r"--resume \S+ \(resume_from=...\), choose another --out-dir \(out_dir=...\), or "
+             r"pass --overwrite \(overwrite=True\)")
+    with pytest.raises(RunFolderError, match=words), RunFolder(tmp_path / "copied").hold() as f:
+        f.claim(overwrite=False)
+    assert sorted(p.name for p in (tmp_path / "copied").iterdir()) == ["config.json"]
+    assert _snapshot(tmp_path / "copied") == before
+
+
 def test_a_file_where_the_folder_should_be_is_refused(tiny_mnist, tmp_path, capsys):
     (tmp_path / "afile").write_text("mine")
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from crossloop import nn
+from crossloop.export.keras_code import keras_name
 
 from . import layers as tf_layers
 
@@ -111,7 +112,7 @@ def build(spec: nn.Sequential, dtype: str) -> keras.Model:
     permuted = {flatten for flatten, _, _ in spec.flatten_pairs()}
     root = _build(spec, "", {path: s for path, _, s in spec.trace()}, owners,
                   {"dtype": dtype, "permuted": permuted})
-    model = keras.Model(inputs, root(inputs), name=spec.name)
+    model = keras.Model(inputs, root(inputs), name=keras_name(spec.name))
     flat = spec.flatten_sources()
     table = {}
     for path, (layer, owner) in owners.items():

@@ -21,11 +21,13 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import losses, nn, optim
+from .arguments import MAX_SEED
 from .backend import DEVICES, choose_backend_name
 from .config import ConfigError, load_config
 from .data import DATASETS
@@ -236,12 +238,12 @@ class Experiment:
                 value = getattr(self, name)
                 if value is not None and bad(value):
                     raise ConfigError(f"{name} must be {bound}, got {value}")
-        if self.seed > MAX_SEED:  # what every framework's and NumPy's seeding accepts
+        if self.seed > MAX_SEED:
             raise ConfigError(f"seed must be <= {MAX_SEED} (2**32 - 1), got {self.seed}")
         if self.name is not None and (os.path.basename(self.name) != self.name
                                       or self.name in (".", "..")):
             raise ConfigError(f"name {self.name!r} is a path, not a name: the run goes to "
-                              "runs/NAME; give a path with --out-dir instead")
+                              "runs/NAME; give a path with --out-dir (out_dir=...) instead")
         if self.dataset == "text" and self.data_dir is None:
             raise ConfigError("data set text reads local files: give --data-dir, a text file "
                               "or a folder of .txt files")
@@ -265,7 +267,9 @@ class Experiment:
             raise ConfigError(f"monitor {self.monitored} means nothing with loss {self.loss} "
                               "(float targets have no accuracy): use --monitor test_loss")
         try:
-            self.optimizer_spec(steps_per_epoch=1)
+            with warnings.catch_warnings():  # its warnings need the run's length: runner's
+                warnings.simplefilter("ignore", optim.UnlikelySettingWarning)
+                self.optimizer_spec(steps_per_epoch=1)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -273,7 +277,6 @@ class Experiment:
 _POSITIVE = ("lr", "epochs", "batch_size", "seq_len", "gamma", "step_size", "clip_norm", "checkpoint_every",
              "early_stopping")
 _NON_NEGATIVE = ("momentum", "weight_decay", "warmup_steps", "seed")
-MAX_SEED = 2**32 - 1
 
 
 def _coerce(f: Any, value: Any) -> Any:

@@ -64,13 +64,15 @@ def get(loss: str | Loss) -> Loss:
 
 
 def check_targets(loss: Loss, output_shape: tuple[int, ...], target_shape: tuple[int, ...],
-                  target_dtype: np.dtype) -> None:
+                  target_dtype: np.dtype, target_range: tuple[int, int] | None = None) -> None:
     """Raise ValueError naming the mismatch unless a model whose samples come out as
     ``output_shape`` can be trained with ``loss`` against targets of ``target_shape``.
 
     Cross-entropy needs integer ids, one per output row (``(C,)`` logits: a class id;
-    ``(T, C)``: ``T`` token ids); the other losses need float targets of the output's
-    shape -- a broadcast would silently compare every output with every target.
+    ``(T, C)``: ``T`` token ids), each in ``[0, C)`` where ``target_range`` (the ids'
+    min and max) is known -- else torch and TensorFlow fail mid-step; the other losses
+    need float targets of the output's shape -- a broadcast would silently compare
+    every output with every target.
     """
     if isinstance(loss, CrossEntropy):
         if np.dtype(target_dtype).kind not in "iu" or tuple(target_shape) != tuple(output_shape[:-1]):
@@ -78,6 +80,12 @@ def check_targets(loss: Loss, output_shape: tuple[int, ...], target_shape: tuple
                 f"cross_entropy needs integer targets of shape {tuple(output_shape[:-1])} for a "
                 f"model with outputs {tuple(output_shape)}; the data gives {np.dtype(target_dtype)} "
                 f"targets of shape {tuple(target_shape)} (for float targets use loss mse)")
+        classes = output_shape[-1]
+        if target_range is not None and (target_range[0] < 0 or target_range[1] >= classes):
+            bad = target_range[0] if target_range[0] < 0 else target_range[1]
+            raise ValueError(f"targets must be class ids in [0, {classes}) for a model with "
+                             f"{classes} outputs; got {bad} (relabel the targets, or give the "
+                             "model as many outputs as there are classes)")
     elif np.dtype(target_dtype).kind != "f" or tuple(target_shape) != tuple(output_shape):
         name = next(k for k, v in LOSSES.items() if isinstance(loss, v))
         raise ValueError(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,6 +47,20 @@ def _number(owner: str, name: str, value: float, low: float, *, strict: bool = F
         raise ValueError(f"{owner} {name} must be a finite number {bound}, got {value!r}")
 
 
+class UnlikelySettingWarning(UserWarning):
+    """A setting torch accepts but that is probably not what was meant (a momentum of 1
+    or more, a warmup as long as the schedule); ``crossloop train`` prints it as a line."""
+
+
+def _unlikely(note: str) -> None:
+    """Warn, pointing at the line that made the spec (past this module and dataclass code)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and (frame.f_code.co_filename == __file__
+                                 or frame.f_code.co_filename.startswith("<")):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(note, UnlikelySettingWarning, stacklevel=level)
+
+
 def _steps(owner: str, name: str, value: int, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{owner} {name} must be an int >= {low}, got {value!r}")
@@ -75,6 +91,10 @@ class _WarmupThenDecay(_Described):
         _number(owner, self._floor, getattr(self, self._floor), 0)
         _steps(owner, "warmup_steps", self.warmup_steps, 0)
         _steps(owner, "total_steps", self.total_steps, 1)
+        if self.warmup_steps >= self.total_steps:
+            _unlikely(f"{owner} warmup_steps {self.warmup_steps} is not shorter than the "
+                      f"schedule (total_steps {self.total_steps}): the learning rate never "
+                      f"reaches lr {self.lr:g}")
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
@@ -177,6 +197,9 @@ class _OptimizerSpec(_Described):
             elif f.name in _FLAGS and not isinstance(getattr(self, f.name), bool):
                 raise ValueError(f"{owner} {f.name} must be True or False, "
                                  f"got {getattr(self, f.name)!r}")
+        if getattr(self, "momentum", 0) >= 1:
+            _unlikely(f"{owner} momentum {self.momentum:g} is 1 or more: the updates grow "
+                      "without bound (torch allows it; use momentum < 1)")
 
 
 @dataclass(frozen=True)

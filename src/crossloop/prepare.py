@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
 from . import nn, resolve
 from .data import Batches, Dataset, load_tfds
@@ -38,10 +39,24 @@ def load_data(exp: Experiment) -> Data:
     return Data(train, test, dataset)
 
 
-def model_spec(exp: Experiment, data: Data | None = None) -> nn.Sequential:
+def model_spec(exp: Experiment, data: Data | tuple[Any, Any] | None = None) -> nn.Sequential:
     """The experiment's model, fitted to ``data``'s input shape and outputs where the
-    model takes them (mlp and linear do); with no data, the model's defaults."""
-    if data is None:
-        return resolve.model_spec(exp.model)
-    return resolve.model_spec(exp.model, input_shape=data.train.input_shape,
-                              num_classes=data.dataset.num_outputs)
+    model takes them (mlp and linear do): the experiment's data set, or your own
+    ``(train, test)`` crossloop Batches (outputs: one per class id up to the largest
+    id, or one per float target); with a native pipeline, the model's defaults."""
+    if isinstance(data, Data):
+        return resolve.model_spec(exp.model, input_shape=data.train.input_shape,
+                                  num_classes=data.dataset.num_outputs)
+    if data is not None and all(isinstance(d, Batches) for d in data):
+        return resolve.model_spec(exp.model, input_shape=data[0].input_shape,
+                                  num_classes=_outputs(data))
+    return resolve.model_spec(exp.model)
+
+
+def _outputs(data: tuple[Batches, Batches]) -> int:
+    """What a model for these batches outputs per sample: largest class id + 1, or the
+    number of float targets."""
+    ranges = [b.target_range() for b in data]
+    if ranges[0] is None:
+        return math.prod(data[0].target_shape)
+    return max(r[1] for r in ranges if r is not None) + 1

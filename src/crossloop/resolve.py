@@ -62,9 +62,18 @@ def model_spec(name: str, *, input_shape: tuple[int, ...] | None = None,
     with ``num_classes`` outputs, passed to the function where it takes them."""
     check_name("model", name, nn.PRESETS)
     function = _import(name, "model") if is_reference(name) else nn.PRESETS[name]
-    hints = {"input_shape": input_shape, "num_classes": num_classes}
+    hints = {k: v for k, v in {"input_shape": input_shape, "num_classes": num_classes}.items()
+             if v is not None}
+    missing = [p.name for p in inspect.signature(function).parameters.values()
+               if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               and p.name not in hints]
+    if missing:
+        raise ResolveError(
+            f"model {name} needs {', '.join(missing)}, which crossloop fills in (input_shape, "
+            "num_classes) only from a data set or crossloop Batches, not from a native "
+            f"pipeline: give {', '.join(missing)} defaults in the function, or pass Batches")
     try:
-        spec = _call(function, name, "model", {k: v for k, v in hints.items() if v is not None})
+        spec = _call(function, hints)
     except nn.ShapeError as exc:  # the spec's own shape check: the model does not fit this data
         raise ResolveError(f"model {name} does not fit the data set's samples (input shape "
                            f"{input_shape}): {exc}; choose a data set it takes (--dataset, or "
@@ -83,8 +92,7 @@ def load_data_set(name: str, data_dir: str | os.PathLike[str] | None = None,
     check_name("dataset", name, DATASETS)
     if not is_reference(name):
         return load_dataset(name, data_dir, **options)
-    given = _call(_import(name, "dataset"), name, "dataset",
-                  {} if data_dir is None else {"data_dir": data_dir})
+    given = _call(_import(name, "dataset"), {} if data_dir is None else {"data_dir": data_dir})
     if isinstance(given, Dataset):
         return given
     if isinstance(given, (tuple, list)) and len(given) == 2:
@@ -109,7 +117,7 @@ def _import(reference: str, what: str) -> Callable[..., Any]:
     return function
 
 
-def _call(function: Callable[..., Any], name: str, what: str, offered: dict[str, Any]) -> Any:
+def _call(function: Callable[..., Any], offered: dict[str, Any]) -> Any:
     """``function`` called with the ``offered`` keywords it declares (all, given ``**kw``)."""
     parameters = inspect.signature(function).parameters.values()
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
@@ -128,4 +136,4 @@ def native_model(reference: str, what: str, **offered: Any) -> Any:
     keywords it declares (``dtype``): how ``crossloop compare-models`` gets its models."""
     if ":" not in reference:
         raise ResolveError(f"{what} {reference!r} is not package.module:function")
-    return _call(_import(reference, what), reference, what, offered)
+    return _call(_import(reference, what), offered)

@@ -5,10 +5,11 @@ over another's results unless asked.
 for as long as the process holds it. The kernel releases the lock when the
 process ends in any way (even ``SIGKILL``), so a killed run never leaves a stale
 lock; while held, the file names the holder's PID so a refused run can name it,
-and :meth:`~RunFolder.release` empties it again (so a refused run leaves no
-trace; only a killed run leaves its PID, in an unheld file). Holding the lock,
-a run removes the temporary files (``*.tmp``, ``*.part``) that a killed
-write leaves behind: no other process can be writing them.
+and :meth:`~RunFolder.release` empties it again; a refused run removes the lock
+file it made, so it leaves the folder as it found it (only a killed run leaves its
+PID, in an unheld file). Holding the lock, a run removes the temporary files
+(``*.tmp``, ``*.part``) that a killed write leaves behind: no other process can be
+writing them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ LOCK = ".crossloop.lock"
 RUN_FILES = ("config.json", "history.json", "checkpoints", "tensorboard", "curves.png")
 CHECKPOINT = Path("checkpoints") / "last.safetensors"
 TEMPORARY = ("*.tmp", "*.part")
+# Advice names the command-line flag and the Python argument: both reach this module.
+OUT_DIR = "--out-dir (out_dir=...)"
 
 
 class RunFolderError(InputError, RuntimeError):
@@ -40,6 +43,7 @@ class RunFolder:
         self.path = Path(path)
         self._lock: IO[str] | None = None
         self._created = False   # whether hold() made the folder (then a failed start removes it)
+        self._made_lock = False  # whether hold() made the lock file (a failed start removes it)
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -61,12 +65,13 @@ class RunFolder:
         self._created = not self.path.exists()
         blocker = file_in_the_way(self.path)
         if blocker is not None:
-            raise RunFolderError(f"{blocker} is a file, not a folder; choose another --out-dir")
+            raise RunFolderError(f"{blocker} is a file, not a folder; choose another {OUT_DIR}")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunFolderError(f"cannot create the folder {self.path}: {exc.strerror}; choose "
-                                 "another --out-dir") from None
+                                 f"another {OUT_DIR}") from None
+        self._made_lock = not (self.path / LOCK).exists()
         lock = open(self.path / LOCK, "a+")  # noqa: SIM115 (held until release())
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -76,7 +81,7 @@ class RunFolder:
             lock.close()
             raise RunFolderError(
                 f"{self.path} is in use by another crossloop run (PID {holder}); wait for it "
-                "to finish, stop it, or choose another --out-dir") from None
+                f"to finish, stop it, or choose another {OUT_DIR}") from None
         lock.seek(0)
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
@@ -95,10 +100,12 @@ class RunFolder:
         return self if self._lock is not None else self.hold()
 
     def __exit__(self, kind: type | None, *exc: object) -> None:
-        if kind is not None and self._created and not self.run_files():
-            (self.path / LOCK).unlink(missing_ok=True)  # a run that never started leaves nothing
-            with contextlib.suppress(OSError):
-                self.path.rmdir()
+        if kind is not None:  # a refused or failed run leaves the folder as it found it
+            if self._made_lock:
+                (self.path / LOCK).unlink(missing_ok=True)
+            if self._created and not self.run_files():
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
         self.release()
 
     def remove_temporaries(self) -> list[Path]:
@@ -117,8 +124,8 @@ class RunFolder:
         if present and not overwrite:
             raise RunFolderError(
                 f"{self.path} already holds a run ({', '.join(present)}); continue it with "
-                f"--resume {self.path}, choose another --out-dir, or pass --overwrite to "
-                "replace it")
+                f"--resume {self.path} (resume_from=...), choose another {OUT_DIR}, or pass "
+                "--overwrite (overwrite=True) to replace it")
         for name in present:
             target = self.path / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -21,13 +21,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint, nn
+from . import checkpoint, nn, optim
 from .backend import Backend, get_backend
 from .callbacks import (
     Callback,
@@ -77,15 +78,15 @@ def build_callbacks(exp: Experiment, out_dir: Path, steps_per_epoch: int, *,
                                            epochs=exp.epochs))
     if exp.early_stopping:
         callbacks.append(EarlyStopping(exp.monitored, patience=exp.early_stopping, mode=mode))
-    if _have("safetensors", "checkpoint"):
+    if _have("safetensors", "checkpoint", None):
         callbacks.append(CheckpointCallback(out_dir / "checkpoints", every_steps=exp.checkpoint_every,
                                             monitor=exp.monitored, mode=mode, write=chief))
     if not chief:
         return callbacks
     callbacks.append(HistoryFile(out_dir / "history.json"))
-    if exp.tensorboard and _have("tensorboard", "tensorboard"):
+    if exp.tensorboard and _have("tensorboard", "tensorboard", "tensorboard"):
         callbacks.append(TensorBoard(out_dir / "tensorboard"))
-    if exp.plot and _have("matplotlib", "plot"):
+    if exp.plot and _have("matplotlib", "plot", "plot"):
         callbacks.append(PlotCurves(out_dir / "curves.png", title=f"{describe(exp)}, {exp.backend}"))
     return callbacks
 
@@ -152,7 +153,7 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
         loaded = load_data(exp)
         train, test, spec = loaded.train, loaded.test, model_spec(exp, loaded)
     else:
-        (train, test), spec = data, model_spec(exp)
+        (train, test), spec = data, model_spec(exp, data)
     try:
         steps = len(train)
     except TypeError:
@@ -160,12 +161,21 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
                           "batches an epoch has, which the schedule needs") from None
     exp = replace(exp, backend=backend.name)
     # every check runs before the folder is touched: a refused run deletes nothing
-    trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source)
+    with warnings.catch_warnings(record=True) as caught:  # said once, by the chief
+        warnings.simplefilter("always", optim.UnlikelySettingWarning)
+        trainer, plan = _prepared(exp, backend, spec, train, steps, state, allow_change, source,
+                                  own_data=data is not None)
     if not is_chief(backend):  # a data-parallel rank but 0: stepping with rank 0, silent,
         _attach(trainer, build_callbacks(exp, folder.path, steps, chief=False), state)
         trainer.fit(train, test, epochs=exp.epochs)  # writing nothing
         return trainer, folder.path
-    _warn_unlikely(exp, train, steps)
+    notes = []
+    for w in caught:  # the optimizer's notes become lines; any other warning is shown as it was
+        if issubclass(w.category, optim.UnlikelySettingWarning):
+            notes.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    _warn_unlikely(exp, train, notes)
     with folder.hold():
         folder.remove_temporaries()
         if source is None:
@@ -188,13 +198,14 @@ def _run(exp: Experiment, backend: Backend, resume_from: str | os.PathLike[str] 
 
 def _prepared(exp: Experiment, backend: Backend, spec: nn.Sequential, train: Any, steps: int,
               state: dict | None, allow_change: Iterable[str],
-              source: RunFolder | None) -> tuple[Trainer, ResumePlan]:
-    """The run's trainer, checked against its data and resumed from ``state`` as the
+              source: RunFolder | None, *, own_data: bool) -> tuple[Trainer, ResumePlan]:
+    """The run's trainer, checked against its data (``own_data``: passed to
+    run_experiment, not the experiment's data set) and resumed from ``state`` as the
     plan says, without callbacks yet: every check that can refuse the run."""
     plan = (plan_resume(state["settings"], exp, state, steps, allow_change)
             if state is not None and state.get("settings") else ResumePlan())
     trainer = build_trainer(exp, spec, steps, backend=backend)
-    _check_data(trainer, train, exp)
+    _check_data(trainer, train, exp, own_data)
     if state is not None:
         _load(trainer, state, plan, source.path)
     return trainer, plan
@@ -207,28 +218,26 @@ def _attach(trainer: Trainer, callbacks: list[Callback], state: dict | None) -> 
         trainer.load_callback_states(state)
 
 
-def _warn_unlikely(exp: Experiment, train: Any, steps: int) -> None:
-    """Say on stderr when a setting is legal but probably not what was meant."""
-    total, samples = exp.epochs * steps, getattr(train, "num_samples", None)
-    notes = [
-        f"--warmup-steps {exp.warmup_steps} is not shorter than the run ({total} "
-        f"step{'s' * (total != 1)}): the learning rate never reaches --lr {exp.lr:g}"
-        if exp.schedule in ("cosine", "warmup") and exp.warmup_steps >= total > 0 else "",
-        f"--batch-size {exp.batch_size} is larger than the {samples} training samples: every "
-        "step sees the whole set" if samples is not None and exp.batch_size > samples else "",
-        f"--momentum {exp.momentum:g} is 1 or more: the updates grow without bound"
-        if exp.momentum >= 1 else ""]
-    for note in filter(None, notes):
+def _warn_unlikely(exp: Experiment, train: Any, notes: list[str]) -> None:
+    """Say on stderr when a setting is legal but probably not what was meant: the
+    optimizer's ``notes`` (:class:`~crossloop.optim.UnlikelySettingWarning`) and a
+    batch larger than the data."""
+    samples = getattr(train, "num_samples", None)
+    if samples is not None and exp.batch_size > samples:
+        notes = [*notes, f"batch_size (--batch-size) {exp.batch_size} is larger than the "
+                 f"{samples} training samples: every step sees the whole set"]
+    for note in notes:
         print(f"crossloop: warning: {note}", file=sys.stderr, flush=True)
 
 
-def _check_data(trainer: Trainer, train: Any, exp: Experiment) -> None:
+def _check_data(trainer: Trainer, train: Any, exp: Experiment, own_data: bool) -> None:
     """Raise ConfigError (a bad setting) unless the model fits the training data."""
     try:
         trainer.check_data(train)
     except ValueError as exc:
-        raise ConfigError(f"model {exp.model} does not fit data set {exp.dataset} (loss "
-                          f"{exp.loss}): {exc}") from None
+        data = "the data you passed" if own_data else f"data set {exp.dataset}"
+        raise ConfigError(f"model {exp.model} does not fit {data} (loss {exp.loss}): "
+                          f"{exc}") from None
 
 
 def _load(trainer: Trainer, state: dict, plan: ResumePlan, source: Path) -> None:
@@ -279,10 +288,12 @@ def describe(exp: Experiment) -> str:
             f"batch {exp.batch_size}, seed {exp.seed}")
 
 
-def _have(module: str, extra: str) -> bool:
-    """Whether an optional extra is installed; if not, say so once and go on without it."""
+def _have(module: str, extra: str, setting: str | None) -> bool:
+    """Whether an optional extra is installed; if not, say so once and go on without it,
+    naming the Experiment ``setting`` (and its flag) that turns the feature off, if any."""
     if find_spec(module) is not None:
         return True
-    print(f"crossloop: {module} is not installed, skipping it (pip install 'crossloop[{extra}]', "
-          f"or --no-{extra} to silence this)", file=sys.stderr)
+    silence = f", or set {setting}=False (--no-{setting}) to silence this" if setting else ""
+    print(f"crossloop: {module} is not installed, skipping it (pip install "
+          f"'crossloop[{extra}]'{silence})", file=sys.stderr)
     return False

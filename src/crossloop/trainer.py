@@ -35,6 +35,7 @@ import numpy as np
 
 from . import losses, metrics, native, nn
 from . import optim as optim_lib
+from .arguments import check_finite, check_model, check_seed, check_whole
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
 from .data.native import BatchSource, as_batch_source
@@ -74,6 +75,10 @@ class Trainer(TrainerState):
                  params: Mapping[str, np.ndarray] | None = None,
                  callbacks: Iterable[Callback] = (), track_grad_norm: bool = False,
                  prefetch: int = 2, **backend_options: Any):
+        check_model(spec)
+        seed = check_seed(seed)
+        if params is not None:
+            check_finite(params)
         if backend is None and native.is_native(spec):
             backend = native.framework_of(spec)
         self.backend = (backend if backend is not None and not isinstance(backend, str)
@@ -118,8 +123,7 @@ class Trainer(TrainerState):
         module doc); ``batch_size`` batches a map-style dataset (a torch
         ``Dataset``) in crossloop's seeded order.
         """
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        epochs = check_whole("epochs", epochs, 1)
         train = self._source(train, batch_size, shuffle=True)
         test = None if test is None else self._source(test, batch_size, shuffle=False)
         self._check_position(train)
@@ -238,14 +242,8 @@ class Trainer(TrainerState):
 
     def check_data(self, data: Any) -> None:
         """Raise ValueError naming the mismatch unless ``data`` fits this run's model and
-        loss, where it says what its samples look like (crossloop Batches do)."""
-        if not isinstance(self.spec, nn.Sequential):  # a native model: its framework checks
-            return
-        if hasattr(data, "input_shape"):
-            nn.check_inputs(self.spec, data.input_shape, data.input_dtype, self.dtype)
-        if hasattr(data, "target_shape") and not isinstance(self.loss, native.NativeLoss):
-            losses.check_targets(self.loss, self.spec.shapes()[-1], data.target_shape,
-                                 data.target_dtype)
+        loss (see :func:`check_data`)."""
+        check_data(self.spec, self.loss, data, self.dtype)
 
     def _on_device(self, batches: Iterable[tuple[np.ndarray, np.ndarray]]):
         """The batches moved to the device, made ``prefetch`` ahead in a thread."""
@@ -270,6 +268,23 @@ class Trainer(TrainerState):
             getattr(callback, event)(self, *args)
 
 
+def check_data(spec: nn.Sequential | Any, loss: losses.Loss | Any, data: Any,
+               dtype: str) -> None:
+    """Raise ValueError naming the mismatch unless ``data`` fits model ``spec`` trained
+    with ``loss`` in ``dtype``, where it says what its samples look like (crossloop
+    Batches do: input and target shapes and dtypes, the range of class ids), so a
+    misfit fails before the first step, the same on every backend. A native model or
+    loss is left to its framework."""
+    if not isinstance(spec, nn.Sequential):
+        return
+    if hasattr(data, "input_shape"):
+        nn.check_inputs(spec, data.input_shape, data.input_dtype, dtype)
+    if hasattr(data, "target_shape") and not isinstance(loss, native.NativeLoss):
+        target_range = data.target_range() if hasattr(data, "target_range") else None
+        losses.check_targets(loss, spec.shapes()[-1], data.target_shape, data.target_dtype,
+                             target_range)
+
+
 def _length(source: Any) -> int | None:
     """Batches per epoch, or None when the source does not know (a tf.data pipeline may not)."""
     try:
@@ -278,7 +293,10 @@ def _length(source: Any) -> int | None:
         return None
 
 
-def fit(spec: nn.Sequential, optimizer: optim_lib.Optimizer, train, test=None, *,
-        epochs: int = 1, **trainer_options: Any) -> list[dict[str, float]]:
-    """Build a :class:`Trainer` and train it: the one-call form of crossloop."""
+def fit(spec: nn.Sequential | Any, optimizer: optim_lib.Optimizer | Any, train: Any,
+        test: Any = None, *, epochs: int = 1, **trainer_options: Any) -> list[dict[str, float]]:
+    """Build a :class:`Trainer` and train it: the one-call form of crossloop.
+
+    ``train`` and ``test`` are what :meth:`Trainer.fit` takes: crossloop
+    :class:`~crossloop.data.Batches` or a framework's own pipeline."""
     return Trainer(spec, optimizer, **trainer_options).fit(train, test, epochs=epochs)

@@ -10,12 +10,14 @@ from typing import Any
 from .. import checkpoint
 from ..state import check_number
 from .base import Callback
-from .monitor import Best
+from .monitor import Best, monitored
 
 
 class CheckpointCallback(Callback):
     """Save ``last.safetensors`` every epoch (and every ``every_steps`` steps) and on
-    interruption, and ``best.safetensors`` when ``monitor`` improves.
+    interruption, and ``best.safetensors`` when ``monitor`` improves. A ``monitor`` the
+    epoch logs lack fails at the first epoch's end (a typo would never save a best);
+    left out, it is ``test_accuracy`` where there is test data, else no best is kept.
 
     Each file is the trainer's ``state_dict()``, written by :mod:`crossloop.checkpoint`.
     Parameters that are no longer finite are never saved, so the last good
@@ -25,7 +27,7 @@ class CheckpointCallback(Callback):
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, every_steps: int | None = None,
-                 monitor: str = "test_accuracy", mode: str = "max", write: bool = True):
+                 monitor: str | None = None, mode: str = "max", write: bool = True):
         self.directory = Path(directory)
         self.every_steps, self.monitor, self.write = every_steps, monitor, write
         self.best = Best(mode)
@@ -39,7 +41,8 @@ class CheckpointCallback(Callback):
             self._save(self.last, trainer.state_dict())
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
-        value = logs.get(self.monitor)
+        value = (logs.get("test_accuracy") if self.monitor is None
+                 else monitored(logs, self.monitor, "CheckpointCallback"))
         state = None
         if value is not None and self.best.update(value):
             state = trainer.state_dict()

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..state import check_number
 from .base import Callback
-from .monitor import Best
+from .monitor import Best, monitored
 
 
 class EarlyStopping(Callback):
@@ -23,10 +23,7 @@ class EarlyStopping(Callback):
         self.wait = 0
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, but the epoch logs have "
-                           f"only {', '.join(logs)}; pass test data to fit() or monitor 'loss'")
-        if self.best.update(logs[self.monitor]):
+        if self.best.update(monitored(logs, self.monitor, "EarlyStopping")):
             self.wait = 0
             return
         self.wait += 1

@@ -4,7 +4,26 @@ from __future__ import annotations
 
 import math
 
+from ..errors import InputError
+
 MODES = ("min", "max")
+
+
+class MonitorError(InputError, KeyError):
+    """A callback monitors a metric the epoch logs do not have (a typo, or no test data)."""
+
+    def __str__(self) -> str:  # the message, not KeyError's quoted repr of it
+        return str(self.args[0])
+
+
+def monitored(logs: dict[str, float], monitor: str, owner: str) -> float:
+    """``logs[monitor]``, or MonitorError naming the key and the keys the logs have, so a
+    misspelt ``monitor`` fails at the first epoch's end instead of never improving."""
+    if monitor not in logs:
+        raise MonitorError(f"{owner} monitors {monitor!r}, but the epoch logs have only "
+                           f"{', '.join(logs)}; fix the name, or pass test data to fit() "
+                           "for the test_ metrics")
+    return logs[monitor]
 
 
 def mode_for(metric: str) -> str:

@@ -93,6 +93,7 @@ class Batches:
         self._batch_size, self._dtype = int(batch_size), dtype
         self._shuffle, self._seed, self._drop_last = shuffle, int(seed), drop_last
         self._target_variance: float | None = None
+        self._target_range: tuple[int, int] | None = None
         x, y = self.batch(np.array([0]), epoch=0)  # the pipeline's dry run
         self.input_shape, self.target_shape = x.shape[1:], y.shape[1:]
         self.input_dtype, self.target_dtype = x.dtype, y.dtype
@@ -164,6 +165,15 @@ class Batches:
             y = np.asarray(self._targets, np.float64).reshape(len(self._targets), -1)
             self._target_variance = float(np.mean(np.var(y, axis=0)))
         return self._target_variance
+
+    def target_range(self) -> tuple[int, int] | None:
+        """(min, max) of integer targets (class or token ids), computed once, so that
+        ids out of the model's range fail before training; None for float targets."""
+        if self._targets.dtype.kind not in "iu":
+            return None
+        if self._target_range is None:
+            self._target_range = (int(np.min(self._targets)), int(np.max(self._targets)))
+        return self._target_range
 
     def __repr__(self) -> str:
         return (

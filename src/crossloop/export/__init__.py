@@ -43,7 +43,8 @@ def write(spec: nn.Sequential, folder: str | Path, *, overwrite: bool = False) -
     present = [str(path) for path in paths if path.exists()]
     if present and not overwrite:
         raise ExportError(f"{' and '.join(present)} already exist; pass --overwrite "
-                          "(overwrite=True) to replace them, or choose another --out-dir")
+                          "(overwrite=True) to replace them, or choose another --out-dir "
+                          "(folder=...)")
     folder.mkdir(parents=True, exist_ok=True)
     for path, text in zip(paths, texts):
         atomic_write(path, lambda f, text=text: f.write(text.encode("utf-8")))

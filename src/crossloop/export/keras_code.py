@@ -4,12 +4,21 @@ converts crossloop's canonical (torch) layouts to Keras's."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .. import nn
 from .emitter import Site, nhwc
 from .lines import Line, layout, wrap
 from .table import emitter, helpers, join, sites, tokens
+
+
+def keras_name(name: str) -> str:
+    """``name`` as a Keras model name: Keras (TensorFlow's name scopes) takes letters,
+    digits and ``_.-`` only, starting with a letter, digit or dot; a crossloop spec
+    takes any name, so the rest become ``_`` (``"my net"`` -> ``"my_net"``)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return name if re.match(r"[A-Za-z0-9.]", name) else f"model{name}"
 
 
 def _calls(layer: Any, path: str, x_in: str, x: str, level: int,
@@ -90,7 +99,7 @@ WEIGHTS = {{{weights}
     """The layers in order; shapes are per sample, as Keras holds them."""
     inputs = keras.Input(shape={input_shape}, dtype={input_dtype})
 {body}
-    return keras.Model(inputs, x, name="{spec.name}")
+    return keras.Model(inputs, x, name="{keras_name(spec.name)}")
 
 
 def load_weights(model: keras.Model, state) -> keras.Model:

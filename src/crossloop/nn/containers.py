@@ -57,6 +57,8 @@ class Sequential:
     def __post_init__(self) -> None:
         given = dict(zip(self.names, self.layers)) if self.names else self.layers
         layers, names = _children_of(given)
+        if not layers:
+            raise ValueError(f"Sequential {self.name!r} has no layers: give at least one")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "names", names)
         if self.input_shape is not None:

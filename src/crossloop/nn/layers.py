@@ -11,22 +11,11 @@ Every spec is a small frozen dataclass with two methods the containers use:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import get_args
 
-Shape = tuple[int, ...]
-INIT_RULES = ("weight", "bias", "xavier", "zeros", "ones", "embedding")
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """One tensor a layer owns: canonical ``shape``; ``init``, how it is drawn (one of
-    :data:`INIT_RULES`, see :func:`crossloop.nn.init_params`); ``fan`` (fan_in, fan_out)
-    for the drawn ones; ``trainable`` False for model state such as running statistics."""
-    shape: Shape
-    init: str
-    fan: tuple[int, int] = (0, 0)
-    trainable: bool = True
+from .base import Shape, SizedLayer, Tensor, positive
 
 
 def _affine(out: int, fan_in: int, kernel: Shape, bias: bool) -> dict[str, Tensor]:
@@ -49,7 +38,7 @@ def _pooled(size: int, kernel: int, stride: int) -> int:
 
 
 @dataclass(frozen=True)
-class Conv2d:
+class Conv2d(SizedLayer):
     """2-D convolution. ``padding``: symmetric zero padding in pixels, or ``"same"``
     (output size = input size; stride 1 only, as in torch). ``bias=False`` for a
     conv followed by BatchNorm."""
@@ -61,9 +50,13 @@ class Conv2d:
     bias: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.padding, str) and (self.padding != "same" or self.stride != 1):
             raise ValueError(f"Conv2d padding={self.padding!r}: only 'same' at stride 1 "
                              "(torch's rule), or a number of pixels")
+        if not isinstance(self.padding, str) and not (
+                isinstance(self.padding, numbers.Integral) and self.padding >= 0):
+            raise ValueError(f"Conv2d padding must be an int >= 0 or 'same', got {self.padding!r}")
 
     def output_shape(self, shape: Shape) -> Shape:
         c, h, w = _image(shape, self.in_channels)
@@ -79,7 +72,7 @@ class Conv2d:
 
 
 @dataclass(frozen=True)
-class Linear:
+class Linear(SizedLayer):
     """Fully connected layer on the last axis of any input (as torch's), weight
     (out_features, in_features)."""
     in_features: int
@@ -101,7 +94,7 @@ class Linear:
 
 
 @dataclass(frozen=True)
-class _Elementwise:
+class _Elementwise(SizedLayer):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
@@ -136,6 +129,7 @@ class GELU(_Elementwise):
     approximate: str = "none"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.approximate not in ("none", "tanh"):
             raise ValueError(f"GELU approximate must be 'none' or 'tanh', got {self.approximate!r}")
 
@@ -148,6 +142,11 @@ class Dropout(_Elementwise):
     parity runs use ``p=0`` (see docs/framework-differences.md).
     """
     p: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.p, numbers.Real) and 0 <= self.p < 1):
+            raise ValueError(f"Dropout p must be in [0, 1), got {self.p!r} (p=1 drops everything)")
 
 
 @dataclass(frozen=True)
@@ -188,10 +187,17 @@ class Flatten(_Elementwise):
 
 
 @dataclass(frozen=True)
-class _BatchNorm:
+class _BatchNorm(SizedLayer):
     num_features: int
     eps: float = 1e-5
     momentum: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "eps")
+        if not (isinstance(self.momentum, numbers.Real) and 0 <= self.momentum <= 1):
+            raise ValueError(f"{type(self).__name__} momentum must be in [0, 1], "
+                             f"got {self.momentum!r}")
 
     def tensors(self) -> dict[str, Tensor]:
         c = (self.num_features,)
@@ -223,11 +229,15 @@ class BatchNorm1d(_BatchNorm):
 
 
 @dataclass(frozen=True)
-class LayerNorm:
+class LayerNorm(SizedLayer):
     """Normalise the last axis (biased variance, ``eps`` inside the square root), then
     scale and shift by learned per-feature ``weight`` and ``bias``."""
     normalized_shape: int
     eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "eps")
 
     def output_shape(self, shape: Shape) -> Shape:
         if not shape or shape[-1] != self.normalized_shape:
@@ -240,7 +250,7 @@ class LayerNorm:
 
 
 @dataclass(frozen=True)
-class Embedding:
+class Embedding(SizedLayer):
     """Token ids (T,) -> vectors (T, embedding_dim); weight (num_embeddings, embedding_dim)."""
     num_embeddings: int
     embedding_dim: int
@@ -253,7 +263,7 @@ class Embedding:
 
 
 @dataclass(frozen=True)
-class PositionalEmbedding:
+class PositionalEmbedding(SizedLayer):
     """Adds a learned vector per position: (T, E) -> x + weight[:T], weight
     (max_len, E) (GPT's position embedding)."""
     max_len: int
@@ -270,7 +280,7 @@ class PositionalEmbedding:
 
 
 @dataclass(frozen=True)
-class SelfAttention:
+class SelfAttention(SizedLayer):
     """Multi-head self-attention over (T, E) inputs, torch's ``nn.MultiheadAttention``
     (bias, no dropout, scaled by 1/sqrt(E / num_heads)); ``causal=True`` lets
     position t attend to positions <= t only. Canonical weights in torch's packed
@@ -280,6 +290,7 @@ class SelfAttention:
     causal: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.embed_dim % self.num_heads:
             raise ValueError(f"SelfAttention embed_dim {self.embed_dim} is not divisible by "
                              f"num_heads {self.num_heads}")

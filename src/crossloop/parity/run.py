@@ -22,9 +22,11 @@ import numpy as np
 
 from .. import losses as losses_lib
 from .. import nn, optim
+from ..arguments import check_seed
 from ..backend import Backend, get_backend
 from ..data import Batches
 from ..errors import InputError
+from ..trainer import check_data
 from .report import ParityReport, StepRecord, Tolerance
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -109,6 +111,7 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
     if steps < 1:
         raise ParityError(f"steps must be >= 1, got {steps}")
     _check_deterministic(spec)
+    seed = check_seed(seed)
     tolerance = tolerance or Tolerance.default(dtype)
     loss_spec = losses_lib.get(loss)
     pair = [get_backend(b, device=device) if isinstance(b, str) else b for b in backends]
@@ -129,8 +132,12 @@ def run_parity(spec: nn.Sequential, optimizer: optim.Optimizer,
             model = b.build_model(spec, params, dtype)
             runs.append(_Run(b, model, b.build_optimizer(optimizer, model)))
         records, first = [], None
+        if isinstance(data, Batches):
+            _check_fits(spec, loss_spec, data)
         for step, (x, y) in enumerate(_take(data, steps)):
             x, y = _cast(x, dtype), _cast(y, dtype)
+            if not isinstance(data, Batches):  # each batch, checked as Batches of itself
+                _check_fits(spec, loss_spec, Batches(x, y, len(y), shuffle=False, dtype=dtype))
             first = x if first is None else first
             lr = optimizer.lr(step)
             a, b = (run.step(lr, loss_spec, x, y) for run in runs)
@@ -170,6 +177,15 @@ def _check_deterministic(spec: nn.Sequential) -> None:
                 "RNG, so the backends cannot agree; use p=0 for a parity run "
                 "(nn.without_dropout(spec), crossloop parity --no-dropout; see "
                 "docs/framework-differences.md)")
+
+
+def _check_fits(spec: nn.Sequential, loss: losses_lib.Loss, data: Batches) -> None:
+    """Trainer's data check (:func:`crossloop.trainer.check_data`) as a ParityError,
+    in the batches' own float dtype: the run casts them to its dtype."""
+    try:
+        check_data(spec, loss, data, str(data.dtype))
+    except ValueError as exc:
+        raise ParityError(str(exc)) from None
 
 
 def _take(data: Batches | Iterable[Batch], steps: int) -> Iterator[Batch]:
