@@ -97,6 +97,32 @@ def test_epochs_must_be_a_whole_number(backend, epochs, error):
     assert trainer.step == 0
 
 
+def test_fit_to_epochs_already_done_warns_how_to_train_more(backend):
+    trainer = crossloop.Trainer(SMALL, optim.SGD(0.1), backend=backend)
+    data = Batches(np.ones((8, 4)), np.zeros(8, int), 4)
+    trainer.fit(data, epochs=2)
+    with pytest.warns(UserWarning, match=r"has done 2 epochs.* pass epochs=4 for 2 more"):
+        trainer.fit(data, epochs=2)
+    assert trainer.step == 4
+
+
+def test_predict_gives_the_logits_that_evaluate_scores(backend):
+    images, labels = tiny_data(40)
+    whole = Batches(images, labels, 40, shuffle=False, transforms=MNIST)
+    x, _ = whole.batch(np.arange(40), 0)  # the inputs as batches give them
+    trainer = crossloop.Trainer(nn.mlp(), optim.Adam(1e-2), backend=backend)
+    trainer.fit(Batches(images, labels, 8, transforms=MNIST), epochs=2)
+    logits = trainer.predict(x.astype(np.float64), batch_size=16)  # floats: cast to the run's
+    assert logits.shape == (40, 10) and logits.dtype == np.float32
+    accuracy = trainer.evaluate(whole)
+    assert np.mean(logits.argmax(1) == labels) == accuracy["accuracy"]
+    np.testing.assert_allclose(trainer.predict(x), logits, rtol=0, atol=1e-5)  # one batch
+    with pytest.raises(ValueError, match=r"takes inputs of shape \(1, 28, 28\), the data gives"):
+        trainer.predict(x[:, :, :20])
+    with pytest.raises(ValueError, match="one or more samples"):
+        trainer.predict(x[:0])
+
+
 def test_short_real_mnist_run(backend, mnist):
     """A few hundred steps on real MNIST: the backend really learns."""
     train = Batches(mnist.train_inputs[:6400], mnist.train_targets[:6400], 64, seed=0,

@@ -1,6 +1,7 @@
 """Checks of the Python API's arguments that :class:`~crossloop.Trainer` and
-:func:`~crossloop.parity.run_parity` share, so a bad value fails at the call, with
-the same message on every backend, rather than deep inside one framework."""
+:func:`~crossloop.parity.run_parity` share, the data against the model included,
+so a bad value fails at the call, with the same message on every backend, rather
+than deep inside one framework."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from . import native, nn
+from . import losses, native, nn
 
 MAX_SEED = 2**32 - 1  # what every framework's and NumPy's seeding accepts
 
@@ -52,6 +53,23 @@ def check_finite(params: Mapping[str, Any]) -> None:
         if not np.isfinite(np.asarray(value)).all():
             raise ValueError(f"initial params: tensor {name!r} has non-finite values (NaN or "
                              "inf); give finite values, or leave params out to draw them")
+
+
+def check_data(spec: nn.Sequential | Any, loss: losses.Loss | Any, data: Any,
+               dtype: str) -> None:
+    """Raise ValueError naming the mismatch unless ``data`` fits model ``spec`` trained
+    with ``loss`` in ``dtype``, where it says what its samples look like (crossloop
+    Batches do: input and target shapes and dtypes, the range of class ids), so a
+    misfit fails before the first step, the same on every backend. A native model or
+    loss is left to its framework."""
+    if not isinstance(spec, nn.Sequential):
+        return
+    if hasattr(data, "input_shape"):
+        nn.check_inputs(spec, data.input_shape, data.input_dtype, dtype)
+    if hasattr(data, "target_shape") and not isinstance(loss, native.NativeLoss):
+        target_range = data.target_range() if hasattr(data, "target_range") else None
+        losses.check_targets(loss, spec.shapes()[-1], data.target_shape, data.target_dtype,
+                             target_range)
 
 
 def _what(value: Any) -> str:

@@ -27,6 +27,7 @@ batch at the boundary (:mod:`crossloop.data.native`; no parity promise there).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from contextlib import closing
 from typing import Any
@@ -35,9 +36,10 @@ import numpy as np
 
 from . import losses, metrics, native, nn
 from . import optim as optim_lib
-from .arguments import check_finite, check_model, check_seed, check_whole
+from .arguments import check_data, check_finite, check_model, check_seed, check_whole
 from .backend import Backend, get_backend
 from .callbacks.base import Callback
+from .data.batches import as_canonical
 from .data.native import BatchSource, as_batch_source
 from .data.prefetch import prefetch
 from .signals import stop_on_signals
@@ -124,6 +126,11 @@ class Trainer(TrainerState):
         ``Dataset``) in crossloop's seeded order.
         """
         epochs = check_whole("epochs", epochs, 1)
+        if self.epoch >= epochs:
+            warnings.warn(f"fit(epochs={epochs}) has nothing to do: this trainer has done "
+                          f"{self.epoch} epochs, and epochs counts them all (a resumed run ends "
+                          f"where it was headed); pass epochs={self.epoch + epochs} for "
+                          f"{epochs} more", stacklevel=2)
         train = self._source(train, batch_size, shuffle=True)
         test = None if test is None else self._source(test, batch_size, shuffle=False)
         self._check_position(train)
@@ -233,6 +240,22 @@ class Trainer(TrainerState):
             out["r2"] = metrics.r2(results["loss"], data.target_variance())
         return out
 
+    def predict(self, x: Any, *, batch_size: int = 1000) -> np.ndarray:
+        """The model's outputs (logits, canonical layout: ``(N, C)``, ``(N, T, C)``) for the
+        inputs ``x`` as batches give them (samples first, images NCHW), in inference mode
+        and ``batch_size`` samples at a time; the same array on every backend."""
+        x = np.asarray(x)
+        batch_size = check_whole("batch_size", batch_size, 1)
+        if x.ndim == 0 or len(x) == 0:
+            raise ValueError(f"x must hold one or more samples (sample axis first), got shape "
+                             f"{x.shape}")
+        x, b = as_canonical(x, np.dtype(self.dtype), "x"), self.backend  # floats: the run's dtype
+        if isinstance(self.spec, nn.Sequential):
+            nn.check_inputs(self.spec, x.shape[1:], x.dtype, self.dtype)
+        return np.concatenate([
+            b.to_numpy(b.forward(self.model, b.to_device(np.ascontiguousarray(x[i:i + batch_size])),
+                                 training=False)) for i in range(0, len(x), batch_size)])
+
     def _source(self, data: Any, batch_size: int | None, shuffle: bool) -> BatchSource:
         """``data`` as batches of this run's dtype, checked against the model."""
         source = as_batch_source(data, dtype=self.dtype, batch_size=batch_size, seed=self.seed,
@@ -266,23 +289,6 @@ class Trainer(TrainerState):
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, event)(self, *args)
-
-
-def check_data(spec: nn.Sequential | Any, loss: losses.Loss | Any, data: Any,
-               dtype: str) -> None:
-    """Raise ValueError naming the mismatch unless ``data`` fits model ``spec`` trained
-    with ``loss`` in ``dtype``, where it says what its samples look like (crossloop
-    Batches do: input and target shapes and dtypes, the range of class ids), so a
-    misfit fails before the first step, the same on every backend. A native model or
-    loss is left to its framework."""
-    if not isinstance(spec, nn.Sequential):
-        return
-    if hasattr(data, "input_shape"):
-        nn.check_inputs(spec, data.input_shape, data.input_dtype, dtype)
-    if hasattr(data, "target_shape") and not isinstance(loss, native.NativeLoss):
-        target_range = data.target_range() if hasattr(data, "target_range") else None
-        losses.check_targets(loss, spec.shapes()[-1], data.target_shape, data.target_dtype,
-                             target_range)
 
 
 def _length(source: Any) -> int | None:

@@ -22,11 +22,10 @@ import numpy as np
 
 from .. import losses as losses_lib
 from .. import nn, optim
-from ..arguments import check_seed
+from ..arguments import check_data, check_seed
 from ..backend import Backend, get_backend
 from ..data import Batches
 from ..errors import InputError
-from ..trainer import check_data
 from .report import ParityReport, StepRecord, Tolerance
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -180,7 +179,7 @@ def _check_deterministic(spec: nn.Sequential) -> None:
 
 
 def _check_fits(spec: nn.Sequential, loss: losses_lib.Loss, data: Batches) -> None:
-    """Trainer's data check (:func:`crossloop.trainer.check_data`) as a ParityError,
+    """Trainer's data check (:func:`crossloop.arguments.check_data`) as a ParityError,
     in the batches' own float dtype: the run casts them to its dtype."""
     try:
         check_data(spec, loss, data, str(data.dtype))
