@@ -18,8 +18,8 @@ import argparse
 import numpy as np
 
 from crossloop import losses, nn
-from crossloop.backend import get_backend
 from crossloop.data import Batches, load_dataset
+from crossloop.registry import get_backend
 
 Grads = dict[str, np.ndarray]
 

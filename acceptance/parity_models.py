@@ -34,9 +34,9 @@ import sys
 from collections.abc import Callable
 
 from crossloop import losses, nn, optim
-from crossloop.backend import get_backend
 from crossloop.data import Batches, load_dataset
 from crossloop.parity import run_parity
+from crossloop.registry import get_backend
 
 
 def cases(steps: int, resnet_lr: float,

@@ -28,10 +28,10 @@ import time
 import numpy as np
 
 from crossloop import checkpoint, nn, optim
-from crossloop.backend import get_backend
 from crossloop.callbacks import Callback, CheckpointCallback
 from crossloop.data import Batches
 from crossloop.distributed import World, get_data_parallel_backend, is_chief, leaving
+from crossloop.registry import get_backend
 from crossloop.trainer import Interrupted, Trainer
 
 

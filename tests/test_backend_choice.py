@@ -7,7 +7,7 @@ from importlib import metadata
 import pytest
 
 import crossloop
-from crossloop import backend as backend_mod
+from crossloop import registry
 
 
 def test_available_backends_lists_both_installed():
@@ -16,10 +16,10 @@ def test_available_backends_lists_both_installed():
 
 def test_choice_order(monkeypatch):
     monkeypatch.setenv("CROSSLOOP_BACKEND", "tensorflow")
-    assert backend_mod.choose_backend_name("torch") == "torch"
-    assert backend_mod.choose_backend_name(None) == "tensorflow"
+    assert registry.choose_backend_name("torch") == "torch"
+    assert registry.choose_backend_name(None) == "tensorflow"
     monkeypatch.delenv("CROSSLOOP_BACKEND")
-    assert backend_mod.choose_backend_name(None) == "torch"
+    assert registry.choose_backend_name(None) == "torch"
 
 
 def test_env_var_picks_backend(monkeypatch):
@@ -39,7 +39,7 @@ def test_bad_device_is_named():
 
 def test_missing_framework_says_which_extra(monkeypatch):
     broken = metadata.EntryPoint("torch", "crossloop_missing_framework:Backend", "crossloop.backends")
-    monkeypatch.setattr(backend_mod, "_entry_points", lambda: {"torch": broken})
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"torch": broken})
     with pytest.raises(crossloop.BackendNotInstalledError, match=r"install crossloop\[torch\]"):
         crossloop.get_backend("torch")
 

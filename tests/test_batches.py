@@ -12,7 +12,6 @@ import pytest
 
 import crossloop
 from crossloop import nn, optim
-from crossloop.backend import available_backends, get_backend
 from crossloop.data import Batches, load_mnist, prefetch
 from crossloop.data.transforms import (
     CROP_FLIP,
@@ -23,6 +22,7 @@ from crossloop.data.transforms import (
     RandomHorizontalFlip,
     keyed_uniform,
 )
+from crossloop.registry import available_backends, get_backend
 
 
 def images(n: int = 20, c: int = 3, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

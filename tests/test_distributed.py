@@ -231,7 +231,7 @@ def test_data_parallel_torch_needs_a_world(monkeypatch):
 def test_a_backend_without_a_distributed_module_is_named(tmp_path, monkeypatch):
     from importlib import metadata
 
-    from crossloop import backend as backend_mod
+    from crossloop import registry
     from crossloop.distributed import get_data_parallel_backend
 
     package = tmp_path / "single_only"
@@ -242,7 +242,7 @@ def test_a_backend_without_a_distributed_module_is_named(tmp_path, monkeypatch):
                                         "        self.device = 'cpu'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     entry = metadata.EntryPoint("single", "single_only.backend:Backend", "crossloop.backends")
-    monkeypatch.setattr(backend_mod, "_entry_points", lambda: {"single": entry})
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"single": entry})
     with pytest.raises(BackendError, match="'single' offers no data-parallel training"):
         get_data_parallel_backend("single")
 

@@ -10,8 +10,8 @@ import pytest
 tfds = pytest.importorskip("tensorflow_datasets")
 
 from crossloop import commands  # noqa: E402
-from crossloop.backend import available_backends  # noqa: E402
 from crossloop.data import Batches, DatasetNotFoundError, load_tfds  # noqa: E402
+from crossloop.registry import available_backends  # noqa: E402
 
 N = 48  # mock examples per split
 

@@ -18,9 +18,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "callbacks": "", "data": "", "losses": "", "metrics": "", "nn": "", "optim": "",
     "parity": "", "testing": "",
-    "Backend": "backend", "BackendError": "backend", "BackendNotInstalledError": "backend",
+    "Backend": "backend", "BackendError": "backend", "BackendNotInstalledError": "registry",
     "BaseBackend": "backend", "NativeOptimizer": "backend",
-    "available_backends": "backend", "get_backend": "backend",
+    "available_backends": "registry", "get_backend": "registry",
     "Callback": "callbacks", "EarlyStopping": "callbacks", "EpochLogger": "callbacks",
     "NonFiniteError": "callbacks", "NonFiniteGuard": "callbacks",
     "Interrupted": "trainer", "Trainer": "trainer", "fit": "trainer",

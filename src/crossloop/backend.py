@@ -1,10 +1,7 @@
-"""The backend protocol (the neutral loop API), the base class backends share, and
-the backend registry.
+"""The backend protocol (the neutral loop API) and the base class backends share.
 
-A backend is one framework's implementation of the loop phases. Backends are
-found through the ``crossloop.backends`` entry-point group, so a third-party
-package registers one exactly as crossloop's own torch and tensorflow backends
-do, and are imported only when chosen: ``import crossloop`` loads no framework.
+A backend is one framework's implementation of the loop phases; the registry
+(:mod:`crossloop.registry`) finds and loads one by name.
 
 :class:`Backend` is the contract. :class:`BaseBackend` holds what every
 backend written around mutable native objects shares (the canonical-layout
@@ -20,11 +17,8 @@ state while the torch and TensorFlow backends return the same object.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import metadata
-from importlib.util import find_spec
 from typing import Any, ContextManager, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,23 +27,11 @@ from . import losses, nn, optim
 from .errors import InputError
 from .tracing import LayerRecord
 
-ENTRY_POINT_GROUP = "crossloop.backends"
-ENV_VAR = "CROSSLOOP_BACKEND"
-DEFAULT_BACKEND = "torch"
-DEVICES = ("auto", "cpu", "gpu")
-
-# The framework module each built-in backend needs; its pip extra has the same name.
-_FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow"}
-
 Params = dict[str, np.ndarray]
 
 
 class BackendError(InputError, RuntimeError):
     """A backend cannot be chosen or cannot run as asked."""
-
-
-class BackendNotInstalledError(BackendError, ImportError):
-    """The chosen backend's framework is not installed."""
 
 
 @runtime_checkable
@@ -310,48 +292,3 @@ class BaseBackend:
 def _owner(slot_key: str) -> str:
     """The parameter an optimizer slot belongs to: ``"0.weight.exp_avg"`` -> ``"0.weight"``."""
     return slot_key.rsplit(".", 1)[0]
-
-
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def available_backends() -> list[str]:
-    """Names of the registered backends whose framework is installed."""
-    return [name for name in sorted(_entry_points())
-            if name not in _FRAMEWORKS or find_spec(_FRAMEWORKS[name]) is not None]
-
-
-def choose_backend_name(name: str | None = None) -> str:
-    """The backend name to use: explicit argument, then $CROSSLOOP_BACKEND, then the default."""
-    return (name or os.environ.get(ENV_VAR) or DEFAULT_BACKEND).strip().lower()
-
-
-def get_backend(name: str | None = None, *, device: str = "auto", **options: Any) -> Backend:
-    """Load and configure a backend.
-
-    ``name`` falls back to ``$CROSSLOOP_BACKEND`` and then to ``"torch"``.
-    ``device`` is ``"auto"`` (a GPU if the framework sees one), ``"cpu"`` or
-    ``"gpu"``; other options (``compile``, ``jit_compile``) go to the backend.
-    """
-    if name is not None and not name.strip():
-        raise BackendError(f"the backend name is empty; choose one of "
-                           f"{', '.join(available_backends()) or 'none installed'}, or leave it "
-                           f"out for ${ENV_VAR} or {DEFAULT_BACKEND!r}")
-    chosen = choose_backend_name(name)
-    if device not in DEVICES:
-        raise BackendError(f"device={device!r} is not one of {', '.join(DEVICES)}")
-    registered = _entry_points()
-    if chosen not in registered:
-        known = ", ".join(sorted(registered)) or "none"
-        raise BackendError(
-            f"unknown backend {chosen!r}; registered backends: {known} "
-            f"(installed: {', '.join(available_backends()) or 'none'}). "
-            f"Pick one with --backend or ${ENV_VAR}.")
-    try:
-        cls = registered[chosen].load()
-    except ImportError as exc:
-        raise BackendNotInstalledError(
-            f"backend {chosen!r} needs a framework that is not installed ({exc}); "
-            f"install crossloop[{chosen}]") from exc
-    return cls(device=device, **options)

@@ -32,7 +32,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend, BackendError, choose_backend_name, get_backend
+from .backend import Backend, BackendError
+from .registry import choose_backend_name, get_backend
 from .trainer import Interrupted
 
 
@@ -109,7 +110,7 @@ def is_chief(backend: Any) -> bool:
 def get_data_parallel_backend(name: str | None = None, *, device: str = "auto",
                               **options: Any) -> Backend:
     """The data-parallel twin of backend ``name`` (default as in
-    :func:`~crossloop.backend.get_backend`): ``<package>.distributed.DataParallelBackend``
+    :func:`~crossloop.registry.get_backend`): ``<package>.distributed.DataParallelBackend``
     of the package that registers it, configured with ``device`` and ``options``
     (the TensorFlow one takes ``replicas=N`` for N devices in one process)."""
     single = type(get_backend(name, device=device))

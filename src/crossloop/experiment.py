@@ -28,12 +28,12 @@ from typing import Any
 
 from . import losses, nn, optim
 from .arguments import MAX_SEED
-from .backend import DEVICES, choose_backend_name
 from .config import ConfigError, load_config
 from .data import DATASETS
 from .data.catalog import TEXT_DATASETS
 from .data.text import TOKENS
 from .data.transforms import AUGMENTATIONS
+from .registry import DEVICES, choose_backend_name
 from .resolve import ResolveError, check_name, dataset_key, is_reference
 
 DATA_SOURCES = ("idx", "tfds")

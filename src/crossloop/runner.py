@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint, nn, optim
-from .backend import Backend, get_backend
+from .backend import Backend
 from .callbacks import (
     Callback,
     CheckpointCallback,
@@ -45,6 +45,7 @@ from .distributed import World, get_data_parallel_backend, is_chief, leaving
 from .experiment import ConfigError, Experiment
 from .files import write_json
 from .prepare import load_data, model_spec
+from .registry import get_backend
 from .resume import ResumePlan, plan_resume
 from .run_folder import CHECKPOINT, RunFolder
 from .state import StateError

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from . import nn, optim
-from .backend import Backend, available_backends, get_backend
+from .backend import Backend
 from .parity import ParityReport, run_parity
+from .registry import available_backends, get_backend
 
 
 @pytest.fixture(params=available_backends())

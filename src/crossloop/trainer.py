@@ -37,11 +37,12 @@ import numpy as np
 from . import losses, metrics, native, nn
 from . import optim as optim_lib
 from .arguments import check_data, check_finite, check_model, check_seed, check_whole
-from .backend import Backend, get_backend
+from .backend import Backend
 from .callbacks.base import Callback
 from .data.batches import as_canonical
 from .data.native import BatchSource, as_batch_source
 from .data.prefetch import prefetch
+from .registry import get_backend
 from .signals import stop_on_signals
 from .state import TrainerState
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from .backend import Backend
 from .errors import InputError
 from .native import NativeModelError, framework_of
+from .registry import get_backend
 from .tracing import LayerRecord
 
 WeightMap = str | Mapping[str, str] | Callable[[str], str]

@@ -14,9 +14,9 @@ import argparse
 import dataclasses
 
 from .. import nn
-from ..backend import get_backend
 from ..parity import DEFAULT_TOLERANCES, Tolerance, run_parity
 from ..prepare import load_data, model_spec
+from ..registry import get_backend
 from . import options
 
 

@@ -31,11 +31,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..backend import choose_backend_name
 from ..callbacks import NonFiniteError
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
 from ..launch import launch
+from ..registry import choose_backend_name
 from ..resume import CHANGEABLE
 from ..run_folder import CHECKPOINT
 from ..runner import output_dir, run_experiment

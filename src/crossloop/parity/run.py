@@ -23,9 +23,10 @@ import numpy as np
 from .. import losses as losses_lib
 from .. import nn, optim
 from ..arguments import check_data, check_seed
-from ..backend import Backend, get_backend
+from ..backend import Backend
 from ..data import Batches
 from ..errors import InputError
+from ..registry import get_backend
 from .report import ParityReport, StepRecord, Tolerance
 
 Batch = tuple[np.ndarray, np.ndarray]
