@@ -30,7 +30,8 @@ def as_canonical(array: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     """The array a backend gets: floats in ``dtype``, integers (class or token ids) as int64."""
     kind = array.dtype.kind
     if kind == "f":
-        return np.asarray(array, dtype)
+        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused by name
+            return np.asarray(array, dtype)
     if kind in "iu":
         return np.asarray(array, np.int64)
     raise ValueError(f"{what} must be numbers (floats, or integer class or token ids), got dtype "
