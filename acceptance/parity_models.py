@@ -38,6 +38,10 @@ from crossloop.data import Batches, load_dataset
 from crossloop.parity import run_parity
 from crossloop.registry import get_backend
 
+# the built-in corpus's characters on this Python (166 on 3.11): the head must cover every
+# token id, as `crossloop train --model tiny-gpt --dataset python-stdlib` sizes it
+TEXT_VOCAB = load_dataset("python-stdlib", seq_len=64).num_outputs
+
 
 def cases(steps: int, resnet_lr: float,
           ) -> dict[str, tuple[nn.Sequential, str, Callable[[], optim.Optimizer], str]]:
@@ -47,7 +51,7 @@ def cases(steps: int, resnet_lr: float,
         "resnet20": (nn.resnet20(), "mnist",
                      lambda: optim.SGD(resnet_lr, momentum=0.9, weight_decay=5e-4),
                      f"sgd lr{resnet_lr:g} m0.9 wd5e-4"),
-        "tiny-gpt": (nn.tiny_gpt(), "python-stdlib",
+        "tiny-gpt": (nn.tiny_gpt(num_classes=TEXT_VOCAB), "python-stdlib",
                      lambda: optim.AdamW(optim.Cosine(1e-3, steps, warmup_steps=steps // 10),
                                          weight_decay=0.1, clip_norm=1.0),
                      "adamw clip1 warmup+cosine"),
