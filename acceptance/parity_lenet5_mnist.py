@@ -36,7 +36,7 @@ def cases(steps: int) -> dict[str, optim.Optimizer]:
         "adagrad-decay-init": optim.Adagrad(0.05, lr_decay=0.01, initial_accumulator_value=0.1,
                                             weight_decay=1e-4, clip_norm=1.0),
         "adadelta": optim.Adadelta(),
-        "adadelta-step": optim.Adadelta(optim.Step(1.0, steps // 4, 0.7), weight_decay=1e-4),
+        "adadelta-step": optim.Adadelta(optim.Step(1.0, max(1, steps // 4), 0.7), weight_decay=1e-4),
     }
 
 
