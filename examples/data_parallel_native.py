@@ -23,6 +23,7 @@ without and with ``synchronized=True``; writes each one's moving mean.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 
@@ -40,9 +41,10 @@ def torch_ddp_gradient() -> float | None:
     x = torch.tensor([[1.0], [2.0]] if rank == 0 else [[3.0]], dtype=torch.float64)
     ((ddp(x) - 1) ** 2).mean().backward()
     grad = model.weight.grad.item()
-    del ddp  # DDP's reducer holds the process group: release it, let both ranks arrive,
-    dist.barrier()  # then tear the group down (destroying it under a live DDP can abort)
-    dist.destroy_process_group()
+    del ddp  # DDP's reducer holds the process group: release it (gc: it sits in cycles),
+    gc.collect()  # let both ranks arrive, then tear the group down; a group left to
+    dist.barrier()  # interpreter exit, or destroyed under a live DDP, can abort the process
+    dist.destroy_process_group()  # ("terminate called without an active exception")
     return grad if rank == 0 else None
 
 
@@ -68,6 +70,7 @@ def torch_ddp_batchnorm() -> dict | None:
         except ValueError as exc:
             errors.append(str(exc))
     del ddp  # as in torch_ddp_gradient
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
     return {"running_means": [m.item() for m in means], "errors": errors} if rank == 0 else None
