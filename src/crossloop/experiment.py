@@ -18,8 +18,6 @@ optimizer and its schedule), ``run`` (length, batch, backend, precision) or
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,7 +26,7 @@ from typing import Any
 
 from . import losses, nn, optim
 from .arguments import MAX_SEED
-from .config import ConfigError, load_config
+from .config import ConfigError, coerce, known_settings, load_config
 from .data import DATASETS
 from .data.catalog import TEXT_DATASETS
 from .data.text import TOKENS
@@ -169,7 +167,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            object.__setattr__(self, f.name, _coerce(f, getattr(self, f.name)))
+            object.__setattr__(self, f.name, coerce(f, getattr(self, f.name)))
         object.__setattr__(self, "dataset", dataset_key(self.dataset))  # one spelling
         if self.lr is None:
             object.__setattr__(self, "lr", _LR.get(self.optimizer, DEFAULT_LR))
@@ -180,13 +178,13 @@ class Experiment:
     def from_dict(cls, values: Mapping[str, Any], *, source: str = "settings") -> Experiment:
         """An experiment from ``{field: value}``; keys may use ``-`` for ``_``. With
         ``recipe`` true, the model's recipe fills in the settings not given."""
-        return cls(**_with_recipe(_known(values, source)))
+        return cls(**_with_recipe(known_settings(values, fields(cls), source)))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> Experiment:
         """An experiment from a TOML or JSON file, with ``overrides`` taking precedence."""
-        return cls(**_with_recipe({**_known(load_config(path), str(path)),
-                                   **_known(overrides, "overrides")}))
+        return cls(**_with_recipe({**known_settings(load_config(path), fields(cls), str(path)),
+                                   **known_settings(overrides, fields(cls), "overrides")}))
 
     @classmethod
     def from_sources(cls, config: str | os.PathLike[str] | None,
@@ -277,44 +275,6 @@ class Experiment:
 _POSITIVE = ("lr", "epochs", "batch_size", "seq_len", "gamma", "step_size", "clip_norm", "checkpoint_every",
              "early_stopping")
 _NON_NEGATIVE = ("momentum", "weight_decay", "warmup_steps", "seed")
-
-
-def _coerce(f: Any, value: Any) -> Any:
-    """``value`` as field ``f``'s type (an int for a float is fine), or a ConfigError."""
-    kind, choices = f.metadata["type"], f.metadata["choices"]
-    if value is None and f.default is None:
-        return None
-    ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-          or kind is float and isinstance(value, int) and not isinstance(value, bool))
-    if not ok:
-        raise ConfigError(f"{f.name} must be {kind.__name__}"
-                          f"{' or None' if f.default is None else ''}, got {value!r}")
-    if choices and value not in choices:
-        raise ConfigError(f"{f.name} {value!r} is not one of {', '.join(choices)}")
-    if kind is float and not math.isfinite(value):
-        raise ConfigError(f"{f.name} must be a finite number, got {value}")
-    if kind is str and not value.strip():
-        raise ConfigError(f"{f.name} is empty; give a value or leave the setting out")
-    return kind(value)
-
-
-def _known(values: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``values`` with keys normalised, or a ConfigError naming ``source`` and every
-    unknown key (with the nearest valid one) or the first value of a wrong type."""
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    by_name = {f.name: f for f in fields(Experiment)}
-    unknown = [key for key in values if key not in by_name]
-    if unknown:
-        near = [f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
-                for key in unknown for close in [difflib.get_close_matches(key, by_name, 1)]]
-        raise ConfigError(f"{source}: unknown setting{'s' * (len(unknown) > 1)} "
-                          f"{', '.join(near)}; valid keys: {', '.join(by_name)}")
-    for key, value in values.items():
-        try:
-            _coerce(by_name[key], value)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
-    return values
 
 
 def _with_recipe(values: dict[str, Any]) -> dict[str, Any]:
