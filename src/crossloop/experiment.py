@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import losses, nn, optim
-from .arguments import MAX_SEED
+from .arguments import check_seed
 from .config import ConfigError, coerce, known_settings, load_config
 from .data import DATASETS
 from .data.catalog import TEXT_DATASETS
@@ -236,8 +236,10 @@ class Experiment:
                 value = getattr(self, name)
                 if value is not None and bad(value):
                     raise ConfigError(f"{name} must be {bound}, got {value}")
-        if self.seed > MAX_SEED:
-            raise ConfigError(f"seed must be <= {MAX_SEED} (2**32 - 1), got {self.seed}")
+        try:
+            check_seed(self.seed)  # the bound Trainer and run_parity check, as a ConfigError
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.name is not None and (os.path.basename(self.name) != self.name
                                       or self.name in (".", "..")):
             raise ConfigError(f"name {self.name!r} is a path, not a name: the run goes to "
