@@ -40,6 +40,9 @@ from crossloop.backend import BackendError, NativeOptimizer
 from .backend import TorchBackend
 from .metrics import Metrics
 
+# The running sums the ranks add up, in the order _reduced packs them.
+_ADDED_OVER_RANKS = ("loss_sum", "correct", "abs_error_sum", "labels", "count", "values")
+
 
 class DataParallelBackend(TorchBackend):
     """The torch backend, data-parallel over the processes of a torchrun-style world.
@@ -144,10 +147,7 @@ class DataParallelBackend(TorchBackend):
                             torch.tensor(counts, dtype=torch.float64, device=self._device)])
         dist.all_reduce(packed)
         total = Metrics(self._device, metrics.grad_norm_sum is not None)
-        loss_sum, correct, abs_error_sum, labels, count, values = packed.tolist()
-        total.load_sums({"loss_sum": loss_sum, "correct": int(correct), "labels": int(labels),
-                         "count": int(count), "abs_error_sum": abs_error_sum,
-                         "values": int(values), **_grad_norm_sums(metrics)})
+        total.load_sums({**metrics._running(), **dict(zip(_ADDED_OVER_RANKS, packed.tolist()))})
         return total
 
     # -- agreeing on a stop ---------------------------------------------------------
@@ -226,9 +226,3 @@ class GlooSyncBatchNorm(_BatchNorm):
         shape = [1, c] + [1] * (x.dim() - 2)
         scale = self.weight / torch.sqrt(var + self.eps)
         return (x - mean.view(shape)) * scale.view(shape) + self.bias.view(shape)
-
-
-def _grad_norm_sums(metrics: Metrics) -> dict[str, float]:
-    if metrics.grad_norm_sum is None:
-        return {}
-    return {"grad_norm_sum": metrics.grad_norm_sum.item(), "steps": metrics.steps}

@@ -72,7 +72,8 @@ def pair_layers(src: list[LayerRecord], dst: list[LayerRecord], src_tensors: Map
         pairs = list(zip(a, b))
     else:
         lookup = weight_map.get if isinstance(weight_map, Mapping) else weight_map
-        unknown = [name for name in weight_map if name not in {r.name for r in a}] \
+        names = {r.name for r in a}
+        unknown = [name for name in weight_map if name not in names] \
             if isinstance(weight_map, Mapping) else []
         if unknown:
             raise PairingError(_ask(f"the map names {unknown[0]!r}, which is not a layer with "
